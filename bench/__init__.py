@@ -1,0 +1,1 @@
+"""edgefer.bench: timing harness, records and the paper-shaped report."""

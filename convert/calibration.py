@@ -1,0 +1,118 @@
+"""Real face crops for INT8 calibration and for the parity gate.
+
+From a folder of face images (``--calib DIR``): every face the authors' pipeline finds, or the
+whole image when it finds none (the authors' own fallback, right for ready-cropped faces).
+Without a folder: crops of the bundled real photo (the face of tests/fixtures' NASA portrait
+ships inside the package as ``edgefer/models/calibration-face.png``): the authors' 8 training
+windows and their mirror images to validate, and detector-like jitter of those to calibrate.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.errors import InputError
+from edgefer.preprocess import CROP_OFFSET, CROP_SIZE, FaceDetector, faces_to_batch, read_image
+from edgefer.zoo import MODELS_DIR
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+BUILTIN_FACE = MODELS_DIR / "calibration-face.png"
+#: The authors' 8 training crops of a 256x256 face: (row, col) offsets of a 224x224 window.
+AUTHORS_OFFSETS = ((0, 0), (0, 5), (0, 32), (5, 0), (32, 0), (5, 5), (32, 32), (5, 32))
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted; InputError if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: calibration folder not found, expected a folder of face images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"{folder}: no images found (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def crops_from_folder(folder: str | os.PathLike, limit: int = 512, size: int = 84) -> np.ndarray:
+    """Up to ``limit`` face crops (N, 1, S, S) float32 from the images in ``folder``."""
+    detector = FaceDetector()
+    crops: list[np.ndarray] = []
+    for path in image_files(folder):
+        image = read_image(path)
+        batch = faces_to_batch(image, detector, size)
+        if not batch.boxes:
+            batch = faces_to_batch(image, None, size)
+        crops.extend(batch.pixels)
+        if len(crops) >= limit:
+            break
+    return np.stack(crops[:limit])
+
+
+def builtin_crops(count: int = 128, seed: int = 0, size: int = 84) -> np.ndarray:
+    """``count`` varied crops of the bundled real face, deterministic for a seed.
+
+    Each crop moves and scales the detected box a little (as a detector does from frame to
+    frame), takes one of the authors' 8 training windows, may mirror the face, and varies
+    exposure; pixels are whole numbers 0..255, as decoded images give.
+    """
+    image = read_image(BUILTIN_FACE)
+    boxes = FaceDetector().detect(image)
+    x, y, w, h = boxes[0] if boxes else (0, 0, image.shape[1], image.shape[0])
+    rng = np.random.default_rng(seed)
+    crops = []
+    for index in range(count):
+        scale = rng.uniform(0.9, 1.1)
+        dx, dy = rng.uniform(-0.06, 0.06, 2) * w
+        side = int(round(w * scale))
+        left = int(np.clip(x + dx - (side - w) / 2, 0, image.shape[1] - side))
+        top = int(np.clip(y + dy - (side - h) / 2, 0, image.shape[0] - side))
+        row, col = AUTHORS_OFFSETS[index % len(AUTHORS_OFFSETS)]
+        crop = _authors_window(image[top:top + side, left:left + side], row, col, size)
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+        crops.append(np.clip(np.rint(crop * gain + bias), 0, 255))
+    return np.stack(crops).astype(np.float32)[:, None]
+
+
+def _authors_window(face: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
+    """Resize to 256, take the 224 window at (row, col), resize to ``size``, gray (FACTS.md)."""
+    import cv2
+
+    face = cv2.resize(face, (CROP_SIZE, CROP_SIZE))
+    window = face[row:row + CROP_SIZE - CROP_OFFSET, col:col + CROP_SIZE - CROP_OFFSET]
+    window = cv2.resize(np.ascontiguousarray(window), (size, size))
+    return cv2.cvtColor(window, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def builtin_validation_crops(size: int = 84) -> np.ndarray:
+    """The authors' 8 training windows of the bundled face, and their mirror images (16 crops)."""
+    image = read_image(BUILTIN_FACE)
+    boxes = FaceDetector().detect(image)
+    x, y, w, h = boxes[0] if boxes else (0, 0, image.shape[1], image.shape[0])
+    face = image[y:y + h, x:x + w]
+    crops = []
+    for row, col in AUTHORS_OFFSETS:
+        crop = _authors_window(face, row, col, size)
+        crops += [crop, crop[:, ::-1]]
+    return np.stack(crops).astype(np.float32)[:, None]
+
+
+def calibration_and_validation(folder: str | os.PathLike | None, calibration: int = 256,
+                               validation: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Crops to calibrate INT8 on, and held-out crops for the parity gate.
+
+    From a folder: every fourth crop is held out for validation (all crops serve both when there
+    are fewer than 8). Built in: jittered crops of the bundled face to calibrate, and its 16
+    unaltered authors' windows to validate.
+    """
+    if folder is None:
+        return builtin_crops(calibration, seed=0), builtin_validation_crops()
+    crops = crops_from_folder(folder, calibration + validation)
+    if len(crops) < 8:
+        return crops, crops
+    held_out = np.zeros(len(crops), bool)
+    held_out[::4] = True
+    return crops[~held_out], crops[held_out]

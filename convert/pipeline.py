@@ -1,0 +1,245 @@
+"""`edgefer convert`: every requested artifact is built in a staging folder, run against the
+PyTorch model on real face crops, and moved into the output folder only when it passes the gate.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgefer.convert.calibration import calibration_and_validation
+from edgefer.convert.parity import ParityReport, compare
+from edgefer.convert.sources import Source, load_source
+from edgefer.errors import BackendUnavailable, InputError
+from edgefer.runtime.registry import open_backend
+
+FORMATS = ("onnx", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tensorrt": ".engine"}
+DEFAULT_MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    model: str
+    formats: tuple[str, ...]
+    precision: str
+    out: Path
+    calib: Path | None = None
+    batch: int | None = None  # None: dynamic batch axis
+    max_batch: int = DEFAULT_MAX_BATCH
+    opset: int = 18
+
+
+@dataclass
+class Artifact:
+    format: str
+    precision: str
+    path: Path
+    size_bytes: int = 0
+    parity: ParityReport | None = None
+    runtime_precision: str = ""
+    status: str = "pending"  # "written" or "failed"
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"format": self.format, "precision": self.precision, "path": str(self.path),
+                "size_bytes": self.size_bytes, "runtime_precision": self.runtime_precision,
+                "status": self.status, "reason": self.reason,
+                "parity": self.parity.to_dict() if self.parity else None}
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise InputError(f"unknown format {', '.join(unknown) or repr(text)}: expected one or more of "
+                         f"{', '.join(FORMATS)} (comma-separated)")
+    return formats
+
+
+def validate(request: ConvertRequest) -> None:
+    """Refuse a request that cannot succeed before any work is done."""
+    if request.precision not in PRECISIONS:
+        raise InputError(f"unknown precision {request.precision!r}: expected one of {', '.join(PRECISIONS)}")
+    parse_formats(",".join(request.formats))
+    if request.calib is not None and not Path(request.calib).is_dir():
+        raise InputError(f"{request.calib}: calibration folder not found, expected a folder of face images")
+    if request.batch is not None and not 1 <= request.batch <= request.max_batch:
+        raise InputError(f"batch {request.batch} out of range 1..{request.max_batch}")
+    if request.out.exists() and not request.out.is_dir():
+        raise InputError(f"{request.out}: exists and is not a folder")
+    if "openvino" in request.formats:
+        _require("openvino")
+    if "tensorrt" in request.formats:
+        from edgefer.convert.tensorrt_build import tensorrt_available
+
+        reason = tensorrt_available()
+        if reason:
+            raise BackendUnavailable(f"cannot build TensorRT engines here: {reason}")
+
+
+def _require(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise BackendUnavailable(f"{module} is not installed (pip install 'edgefer[{module}]')")
+
+
+def model_input(crops: np.ndarray, channels: int, size: int) -> np.ndarray:
+    """84x84 gray crops (N, 1, 84, 84) -> the model's input geometry (resized, gray repeated)."""
+    if crops.shape[1:] == (channels, size, size):
+        return crops
+    import cv2
+
+    resized = np.stack([cv2.resize(c[0], (size, size)) for c in crops])[:, None]
+    return np.ascontiguousarray(np.repeat(resized, channels, axis=1), dtype=np.float32)
+
+
+def convert(request: ConvertRequest, progress=print) -> list[Artifact]:
+    """Build, check and write the requested artifacts; return one record per artifact."""
+    validate(request)
+    source = load_source(request.model)
+    spec = source.spec
+    calibration, validation = (model_input(c, spec.channels, spec.input_size)
+                               for c in calibration_and_validation(request.calib))
+    with torch.no_grad():
+        reference = source.model(torch.from_numpy(validation)).numpy()
+    staging = Path(tempfile.mkdtemp(prefix=".edgefer-convert-", dir=_existing_parent(request.out)))
+    try:
+        fp32_onnx = _export_onnx(source, request, staging)
+        base = _base_onnx(source, request, fp32_onnx, calibration, staging, progress)
+        artifacts = []
+        for fmt in request.formats:
+            artifact = _build(fmt, source, request, base, staging)
+            _gate(artifact, validation, reference, request.batch)
+            progress(f"{fmt} {request.precision}: {artifact.parity.summary() if artifact.parity else artifact.reason}")
+            if artifact.status == "failed":
+                artifact.path = request.out / artifact.path.name
+            else:
+                artifact.path = _publish(artifact.path, request.out)
+                artifact.status = "written"
+            artifacts.append(artifact)
+        return artifacts
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _existing_parent(out: Path) -> Path:
+    """Staging lives beside ``out`` (same file system, so publishing is a rename), never inside it."""
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent
+
+
+def _export_onnx(source: Source, request: ConvertRequest, staging: Path) -> Path:
+    from edgefer.convert.onnx_export import export_onnx_proto, save_onnx
+
+    spec = replace(source.spec, precision="fp32")
+    proto = export_onnx_proto(source.model, spec, opset=request.opset, batch=request.batch)
+    return save_onnx(proto, staging / f"{source.name}.fp32.src.onnx")
+
+
+def _base_onnx(source: Source, request: ConvertRequest, fp32_onnx: Path, calibration: np.ndarray,
+               staging: Path, progress) -> Path:
+    """The ONNX every format starts from: FP32 as exported, or the calibrated Q/DQ INT8 model."""
+    if request.precision != "int8":
+        return fp32_onnx
+    from edgefer.convert.onnx_export import load_and_set_metadata
+    from edgefer.convert.quantize import quantize_int8
+
+    progress(f"calibrating int8 on {len(calibration)} face crops")
+    out = quantize_int8(fp32_onnx, staging / f"{source.name}.int8.src.onnx", calibration,
+                        source.spec.input_name)
+    load_and_set_metadata(out, replace(source.spec, precision="int8"))
+    return out
+
+
+def _build(fmt: str, source: Source, request: ConvertRequest, base_onnx: Path, staging: Path) -> Artifact:
+    precision = request.precision
+    spec = replace(source.spec, precision=precision)
+    target = staging / f"{source.name}.{precision}{SUFFIX[fmt]}"
+    artifact = Artifact(fmt, precision, target)
+    try:
+        if fmt == "onnx":
+            _onnx_artifact(base_onnx, target, spec)
+        elif fmt == "openvino":
+            from edgefer.convert.openvino_export import export_openvino
+
+            export_openvino(base_onnx, target, spec, precision=precision)
+        else:
+            from edgefer.convert.tensorrt_build import build_engine
+
+            batch = (request.batch,) * 3 if request.batch else (1, 1, request.max_batch)
+            build_engine(base_onnx, target, spec, precision=precision, batch=batch,
+                         timing_cache=_cache_dir() / "tensorrt-timing.cache")
+    except Exception as err:  # noqa: BLE001 - any build failure is reported per artifact
+        artifact.status, artifact.reason = "failed", f"build failed: {type(err).__name__}: {err}"
+    return artifact
+
+
+def _cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgefer"
+
+
+def _onnx_artifact(base_onnx: Path, target: Path, spec) -> None:
+    if spec.precision == "fp16":
+        from edgefer.convert.onnx_export import to_fp16
+
+        to_fp16(base_onnx, target, spec)
+    else:
+        shutil.copyfile(base_onnx, target)
+
+
+def _gate(artifact: Artifact, validation: np.ndarray, reference: np.ndarray, batch: int | None) -> None:
+    if artifact.status == "failed":
+        return
+    try:
+        backend = open_backend(artifact.path, threads=None)
+        artifact.runtime_precision = backend.precision
+        logits = _run_chunked(backend, validation, batch)
+        backend.close()
+    except Exception as err:  # noqa: BLE001
+        artifact.status, artifact.reason = "failed", f"could not run: {type(err).__name__}: {err}"
+        return
+    artifact.parity = compare(reference, logits, artifact.precision)
+    artifact.size_bytes = _size(artifact.path)
+    if not artifact.parity.passed:
+        artifact.status, artifact.reason = "failed", f"parity gate: {artifact.parity.summary()}"
+
+
+def _run_chunked(backend, pixels: np.ndarray, batch: int | None) -> np.ndarray:
+    if batch is None:
+        return backend.run(pixels)
+    outputs = []
+    for start in range(0, len(pixels), batch):
+        chunk = pixels[start:start + batch]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+        outputs.append(backend.run(np.ascontiguousarray(padded))[:len(chunk)])
+    return np.concatenate(outputs)
+
+
+def companions(path: Path) -> list[Path]:
+    """The files that make up one artifact: an IR's .bin, an engine's sidecar."""
+    extra = {".xml": [path.with_suffix(".bin")], ".engine": [path.with_name(path.name + ".json")]}
+    return [p for p in extra.get(path.suffix, []) if p.exists()]
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in [path, *companions(path)])
+
+
+def _publish(path: Path, out: Path) -> Path:
+    """Move an artifact (companions first, main file last) from staging into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for part in [*companions(path), path]:
+        part.replace(out / part.name)
+    return out / path.name

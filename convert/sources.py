@@ -1,0 +1,54 @@
+"""What `edgefer convert` starts from: a bundled model, a family member, or a training checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgefer.errors import ModelError
+from edgefer.spec import ModelSpec
+from edgefer.train.checkpoint import load_weights
+from edgefer.train.registry import TEACHER, canonical_name, create_model
+from edgefer.zoo import PRETRAINED
+
+#: The teacher sees the face crop as a 3-channel 299x299 image (Inception v3's native size).
+TEACHER_SPEC = ModelSpec(input_size=299, channels=3, preprocessing="haar-crop-256-center224-299-gray3")
+RANDOM_SEED = 0
+
+
+@dataclass(frozen=True)
+class Source:
+    """A PyTorch model in eval mode, the spec its artifacts will carry, and a name for their files."""
+
+    model: nn.Module
+    spec: ModelSpec
+    name: str
+
+
+def load_source(model: str) -> Source:
+    """A bundled name, a family/teacher name (random weights, seeded) or a .safetensors checkpoint."""
+    if model in PRETRAINED:
+        return _from_checkpoint(PRETRAINED[model].safetensors, model)
+    path = Path(model)
+    if path.suffix:
+        if path.suffix.lower() != ".safetensors":
+            raise ModelError(f"{path}: unsupported checkpoint type {path.suffix!r}, expected a "
+                             ".safetensors file written by edgefer train")
+        return _from_checkpoint(path, path.stem)
+    name = canonical_name(model)
+    torch.manual_seed(RANDOM_SEED)
+    module = create_model(name).eval()
+    base = TEACHER_SPEC if name == TEACHER else ModelSpec()
+    spec = replace(base, model=name, source=f"random initialisation (torch seed {RANDOM_SEED})")
+    return Source(module, spec, name)
+
+
+def _from_checkpoint(path: Path, name: str) -> Source:
+    module, spec = load_weights(path)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    spec = replace(spec, source=Path(path).name, source_sha256=digest)
+    return Source(module.eval(), spec, name)

@@ -1,0 +1,71 @@
+"""The one small interface every inference backend implements (Polygraphy's runner, in small)."""
+
+from __future__ import annotations
+
+import abc
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.errors import ModelError
+from edgefer.spec import ModelSpec
+
+LFS_POINTER_PREFIX = b"version https://git-lfs"
+
+
+class Backend(abc.ABC):
+    """A loaded model on one runtime: float32 (N, C, H, W) pixels in, float32 (N, classes) logits out.
+
+    Implementations must be safe to call from several threads at once.
+    """
+
+    #: Registry name, e.g. "onnxruntime".
+    name: str = ""
+
+    def __init__(self, spec: ModelSpec, *, device: str, precision: str, threads: int | None):
+        self.spec = spec
+        self.device = device
+        #: The precision the runtime really computes in (e.g. OpenVINO may pick bf16).
+        self.precision = precision
+        self.threads = threads
+
+    @abc.abstractmethod
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        """Logits for a contiguous float32 batch shaped (N, *spec.input_shape)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Release the runtime's resources; the default has nothing to release."""
+
+    def describe(self) -> dict[str, object]:
+        return {"backend": self.name, "device": self.device, "precision": self.precision,
+                "threads": self.threads}
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_model_file(path: str | os.PathLike, expected: str) -> Path:
+    """Refuse a missing, empty or Git-LFS-pointer model file before a runtime sees it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file, expected {expected}")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelError(f"{path}: empty file, expected {expected}")
+    with path.open("rb") as handle:
+        head = handle.read(len(LFS_POINTER_PREFIX))
+    if head == LFS_POINTER_PREFIX:
+        raise ModelError(f"{path}: a Git LFS pointer, not {expected} (run 'git lfs pull')")
+    return path
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, stable for large logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted

@@ -1,0 +1,107 @@
+"""Recognizer: image or frame -> faces -> emotions, on any backend, without torch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.errors import ModelError
+from edgefer.preprocess import Box, FaceDetector, crops_to_batch, faces_to_batch, read_image, to_uint8_image
+from edgefer.runtime.base import Backend, softmax
+from edgefer.runtime.registry import open_backend
+from edgefer.spec import ModelSpec
+from edgefer.zoo import DEFAULT_MODEL, resolve_artifact
+
+
+@dataclass(frozen=True)
+class Face:
+    """One recognised face: its box (x, y, w, h) in the image, or None for a given crop."""
+
+    box: Box | None
+    label: str
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"box": list(self.box) if self.box is not None else None, "label": self.label,
+                "scores": self.scores}
+
+
+class Recognizer:
+    """Facial-expression recognition with the authors' preprocessing.
+
+    ``model`` is a bundled name (``microexpnet-ck``, ``microexpnet-oulu``) or an artifact path
+    (.onnx, .xml, .engine/.plan); the backend follows the file type unless ``backend`` names one.
+    Thread-safe: one Recognizer may serve many threads.
+    """
+
+    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, *, backend: str | None = None,
+                 threads: int | None = None, device: str | None = None, spec: ModelSpec | None = None,
+                 detector: FaceDetector | None = None):
+        self.path = resolve_artifact(model)
+        self.backend: Backend = open_backend(self.path, backend, threads=threads, device=device, spec=spec)
+        self.spec = self.backend.spec
+        if self.spec.channels != 1:
+            raise ModelError(f"{self.path}: Recognizer serves 1-channel face models, "
+                             f"this one takes {self.spec.channels} channels")
+        self.labels = self.spec.labels
+        self.detector = detector or FaceDetector()
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities (N, classes) for ready face crops (84x84 gray, 0..255; one or a batch)."""
+        pixels = crops_to_batch(crops, self.spec.input_size)
+        if len(pixels) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return softmax(self.backend.run(pixels))
+
+    def predict(self, image: np.ndarray | str | os.PathLike, *, detect: bool = True,
+                color: str = "bgr") -> list[Face]:
+        """Faces found in one image (path, or array in ``color`` order / gray), each with its emotion.
+
+        With ``detect=False`` the whole image is taken as one face crop (box None).
+        """
+        return self.predict_many([image], detect=detect, color=color)[0]
+
+    def predict_many(self, images: Iterable[np.ndarray | str | os.PathLike], *, detect: bool = True,
+                     color: str = "bgr") -> list[list[Face]]:
+        """Like :meth:`predict` for several images; all their faces run as one batch."""
+        detector = self.detector if detect else None
+        batches = [faces_to_batch(self._load(image, color), detector, self.spec.input_size)
+                   for image in images]
+        if not batches:
+            return []
+        probs = self.classify(np.concatenate([b.pixels for b in batches]))
+        results, start = [], 0
+        for batch in batches:
+            stop = start + len(batch.boxes)
+            results.append(self._faces(batch.boxes, probs[start:stop]))
+            start = stop
+        return results
+
+    def _load(self, image: np.ndarray | str | os.PathLike, color: str) -> np.ndarray:
+        if isinstance(image, (str, os.PathLike)):
+            return read_image(Path(image))
+        return to_uint8_image(image, color)
+
+    def _faces(self, boxes: Sequence[Box | None], probs: np.ndarray) -> list[Face]:
+        faces = []
+        for box, row in zip(boxes, probs, strict=True):
+            scores = {label: float(p) for label, p in zip(self.labels, row, strict=True)}
+            faces.append(Face(box, self.labels[int(row.argmax())], scores))
+        return faces
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Recognizer({str(self.path)!r}, backend={self.backend.name!r}, "
+                f"device={self.backend.device!r}, precision={self.backend.precision!r})")

@@ -1,0 +1,57 @@
+"""Which backend opens which artifact. Backends are imported only when one is asked for."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from edgefer.errors import BackendUnavailable, ModelError
+from edgefer.runtime.base import Backend
+from edgefer.spec import ModelSpec
+
+#: backend name -> "module:class"
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "edgefer.runtime.onnxruntime_backend:OnnxRuntimeBackend",
+    "openvino": "edgefer.runtime.openvino_backend:OpenVinoBackend",
+    "tensorrt": "edgefer.runtime.tensorrt_backend:TensorRtBackend",
+}
+
+#: artifact suffix -> backend that runs it by default
+SUFFIXES: dict[str, str] = {
+    ".onnx": "onnxruntime",
+    ".xml": "openvino",
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+}
+
+
+def backend_for(path: Path) -> str:
+    """The default backend for an artifact, by its file type."""
+    try:
+        return SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise ModelError(f"{path}: unknown model file type {path.suffix!r}, expected one of "
+                         f"{', '.join(SUFFIXES)}") from None
+
+
+def backend_class(name: str) -> type[Backend]:
+    if name not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend {name!r}, expected one of {', '.join(BACKENDS)}")
+    module_name, class_name = BACKENDS[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise BackendUnavailable(f"backend {name!r} is not available in this edgefer ({err})") from None
+    return getattr(module, class_name)
+
+
+def open_backend(path: str | os.PathLike, backend: str | None = None, *, threads: int | None = None,
+                 device: str | None = None, spec: ModelSpec | None = None) -> Backend:
+    """Load an artifact on the named backend (default: by file type)."""
+    path = Path(path)
+    name = backend or backend_for(path)
+    kwargs: dict[str, object] = {"threads": threads, "spec": spec}
+    if device:
+        kwargs["device"] = device
+    return backend_class(name)(path, **kwargs)

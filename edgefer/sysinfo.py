@@ -1,0 +1,135 @@
+"""What this machine offers: CPU, library versions, inference backends and their devices.
+
+Detected once, here, and passed down (never probed ad hoc in backends or benchmarks).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class BackendInfo:
+    name: str
+    available: bool
+    version: str | None = None
+    devices: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+
+@dataclass
+class SystemInfo:
+    cpu: str
+    cores: int
+    platform: str
+    python: str
+    libraries: dict[str, str | None]
+    backends: list[BackendInfo]
+    gpus: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform.processor())."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _onnxruntime() -> BackendInfo:
+    try:
+        import onnxruntime as ort
+    except Exception as err:  # noqa: BLE001 - any import failure means "not available"
+        return BackendInfo("onnxruntime", False, reason=_why(err))
+    return BackendInfo("onnxruntime", True, ort.__version__, list(ort.get_available_providers()))
+
+
+def _openvino() -> BackendInfo:
+    try:
+        import openvino as ov
+
+        devices = list(ov.Core().available_devices)
+    except Exception as err:  # noqa: BLE001
+        return BackendInfo("openvino", False, reason=_why(err))
+    return BackendInfo("openvino", True, ov.get_version(), devices)
+
+
+def _tensorrt() -> BackendInfo:
+    try:
+        import tensorrt as trt
+    except Exception as err:  # noqa: BLE001
+        return BackendInfo("tensorrt", False, reason=_why(err))
+    gpus = cuda_gpus()
+    if not gpus:
+        return BackendInfo("tensorrt", False, trt.__version__, reason="no CUDA GPU found")
+    return BackendInfo("tensorrt", True, trt.__version__, gpus)
+
+
+def _torch() -> BackendInfo:
+    try:
+        import torch
+    except Exception as err:  # noqa: BLE001
+        return BackendInfo("torch", False, reason=_why(err))
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    return BackendInfo("torch", True, torch.__version__, devices)
+
+
+def cuda_gpus() -> list[str]:
+    """NVIDIA GPUs seen through NVML (nvidia-smi's library), without creating a CUDA context."""
+    try:
+        import ctypes
+
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        if nvml.nvmlInit_v2() != 0:
+            return []
+        count = ctypes.c_uint()
+        nvml.nvmlDeviceGetCount_v2(ctypes.byref(count))
+        names = []
+        for index in range(count.value):
+            handle = ctypes.c_void_p()
+            nvml.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle))
+            name = ctypes.create_string_buffer(96)
+            nvml.nvmlDeviceGetName(handle, name, 96)
+            names.append(name.value.decode())
+        nvml.nvmlShutdown()
+        return names
+    except (OSError, AttributeError):
+        return []
+
+
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".strip(": ")
+
+
+def detect(include_torch: bool = True) -> SystemInfo:
+    """Everything `edgefer info` prints; torch is probed only when asked (it is slow to import)."""
+    backends = [_onnxruntime(), _openvino(), _tensorrt()]
+    if include_torch:
+        backends.append(_torch())
+    libraries = {name: library_version(name) for name in (
+        "edgefer", "numpy", "opencv-python-headless", "onnxruntime", "openvino", "tensorrt", "pycuda",
+        "torch", "onnx", "safetensors")}
+    return SystemInfo(cpu=cpu_name(), cores=os.cpu_count() or 1, platform=platform.platform(),
+                      python=sys.version.split()[0], libraries=libraries, backends=backends,
+                      gpus=cuda_gpus())

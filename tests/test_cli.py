@@ -1,0 +1,91 @@
+"""The edgefer CLI as a user runs it: real processes, real files, exit codes and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgefer import LABELS
+
+
+def edgefer(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True)
+
+
+def test_predict_json(astronaut_path, reference):
+    out = edgefer("predict", "--json", astronaut_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result[0]["image"] == str(astronaut_path)
+    (face,) = result[0]["faces"]
+    assert face["box"] == [int(v) for v in reference["astronaut_box"]]
+    assert set(face["scores"]) == set(LABELS) and face["label"] in LABELS
+
+
+def test_predict_table_and_no_detect(tmp_path, astronaut_path, reference):
+    import cv2
+
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), reference["inputs"][reference["astronaut_index"]].astype(np.uint8))
+    out = edgefer("predict", "--model", "microexpnet-oulu", astronaut_path, crop, "--no-detect")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("whole image" in line for line in lines)
+    assert any(label in lines[0] for label in LABELS)
+
+
+def test_predict_reports_no_face(tmp_path):
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 200, np.uint8))
+    out = edgefer("predict", "--json", blank)
+    assert out.returncode == 0 and json.loads(out.stdout)[0]["faces"] == []
+
+
+def test_info_lists_backends():
+    out = edgefer("info", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    backends = {b["name"]: b for b in info["backends"]}
+    assert backends["onnxruntime"]["available"]
+    assert "CPUExecutionProvider" in backends["onnxruntime"]["devices"]
+    assert info["cores"] >= 1 and info["cpu"]
+
+
+def bad_files(tmp_path, astronaut_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "readme.jpg"
+    text.write_text("hello")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(astronaut_path.read_bytes()[:1500])
+    broken_model = tmp_path / "broken.onnx"
+    broken_model.write_bytes(b"\x00" * 64)
+    return {
+        "missing image": (["predict", tmp_path / "nope.png"], "nope.png"),
+        "empty image": (["predict", empty], "empty.png"),
+        "text as image": (["predict", text], "readme.jpg"),
+        "truncated image": (["predict", cut], "cut.png"),
+        "unknown model": (["predict", "--model", "microexpnet-zz", astronaut_path], "microexpnet-zz"),
+        "broken model": (["predict", "--model", broken_model, astronaut_path], "broken.onnx"),
+        "unknown backend": (["predict", "--backend", "tflite", astronaut_path], "tflite"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing image", "empty image", "text as image", "truncated image",
+                                  "unknown model", "broken model", "unknown backend"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, astronaut_path, case):
+    args, named = bad_files(tmp_path, astronaut_path)[case]
+    out = edgefer(*args)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], out.stderr
+
+
+def test_usage_errors_exit_2():
+    out = edgefer("predict")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
