@@ -141,7 +141,7 @@ def _existing_parent(out: Path) -> Path:
 def _export_onnx(source: Source, request: ConvertRequest, staging: Path) -> Path:
     from edgefer.convert.onnx_export import export_onnx_proto, save_onnx
 
-    spec = replace(source.spec, precision="fp32")
+    spec = artifact_spec(source, request, "fp32")
     proto = export_onnx_proto(source.model, spec, opset=request.opset, batch=request.batch)
     return save_onnx(proto, staging / f"{source.name}.fp32.src.onnx")
 
@@ -157,13 +157,20 @@ def _base_onnx(source: Source, request: ConvertRequest, fp32_onnx: Path, calibra
     progress(f"calibrating int8 on {len(calibration)} face crops")
     out = quantize_int8(fp32_onnx, staging / f"{source.name}.int8.src.onnx", calibration,
                         source.spec.input_name)
-    load_and_set_metadata(out, replace(source.spec, precision="int8"))
+    load_and_set_metadata(out, artifact_spec(source, request, "int8"))
     return out
+
+
+def artifact_spec(source: Source, request: ConvertRequest, precision: str):
+    """The spec an artifact carries: the source's, with its precision, batch and ONNX opset."""
+    batch = str(request.batch) if request.batch else f"dynamic 1..{request.max_batch}"
+    extra = {**source.spec.extra, "onnx_opset": str(request.opset), "batch": batch}
+    return replace(source.spec, precision=precision, extra=extra)
 
 
 def _build(fmt: str, source: Source, request: ConvertRequest, base_onnx: Path, staging: Path) -> Artifact:
     precision = request.precision
-    spec = replace(source.spec, precision=precision)
+    spec = artifact_spec(source, request, precision)
     target = staging / f"{source.name}.{precision}{SUFFIX[fmt]}"
     artifact = Artifact(fmt, precision, target)
     try:
@@ -229,7 +236,8 @@ def _run_chunked(backend, pixels: np.ndarray, batch: int | None) -> np.ndarray:
 
 def companions(path: Path) -> list[Path]:
     """The files that make up one artifact: an IR's .bin, an engine's sidecar."""
-    extra = {".xml": [path.with_suffix(".bin")], ".engine": [path.with_name(path.name + ".json")]}
+    sidecar = [path.with_name(path.name + ".json")]
+    extra = {".xml": [path.with_suffix(".bin")], ".engine": sidecar, ".plan": sidecar}
     return [p for p in extra.get(path.suffix, []) if p.exists()]
 
 

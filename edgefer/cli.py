@@ -121,10 +121,11 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
         return
-    typer.echo(f"{'name':<18}{'kind':<12}{'variant':<14}{'size':<6}{'params':>12}  description")
-    for e in entries:
-        name = e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "")
-        typer.echo(f"{name:<18}{e.kind:<12}{e.variant:<14}{e.size:<6}{e.params:>12,}  {e.description}")
+    names = [e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "") for e in entries]
+    width = max(map(len, names)) + 2
+    typer.echo(f"{'name':<{width}}{'kind':<12}{'variant':<14}{'size':<6}{'params':>12}  description")
+    for name, e in zip(names, entries, strict=True):
+        typer.echo(f"{name:<{width}}{e.kind:<12}{e.variant:<14}{e.size:<6}{e.params:>12,}  {e.description}")
 
 
 @app.command()

@@ -170,24 +170,34 @@ def faces_to_batch(image: np.ndarray, detector: FaceDetector | None, size: int =
 
 
 def crops_to_batch(crops: np.ndarray, size: int = 84) -> np.ndarray:
-    """Ready face crops -> contiguous float32 (N, 1, S, S); accepts (S,S), (N,S,S), (N,S,S,1), (N,1,S,S)."""
+    """Ready face crops -> contiguous float32 (N, 1, S, S); accepts (S,S), (N,S,S), (N,S,S,1), (N,1,S,S).
+
+    This is the hot path of ``Recognizer.classify``: float32 input costs one sum and a reshape.
+    """
     if not isinstance(crops, np.ndarray):
         raise InputError(f"face crops must be a numpy array, got {type(crops).__name__}")
     shape = crops.shape
     if crops.ndim == 2:
-        crops = crops[None, None]
+        crops = crops.reshape(1, 1, *shape)
     elif crops.ndim == 3:
-        crops = crops[:, None]
+        crops = crops.reshape(shape[0], 1, shape[1], shape[2])
     elif crops.ndim == 4 and shape[-1] == 1 and shape[1] != 1:
         crops = crops.reshape(shape[0], 1, shape[1], shape[2])
     if crops.ndim != 4 or crops.shape[1:] != (1, size, size):
         raise InputError(f"face crops must be {size}x{size} gray, as (S,S), (N,S,S), (N,S,S,1) "
                          f"or (N,1,S,S); got shape {shape}")
+    if crops.dtype != np.float32:
+        crops = _crops_as_float32(crops)
+    # One sum finds any NaN/inf far faster than isfinite over every pixel.
+    elif not math.isfinite(float(crops.sum())):
+        raise InputError("face crops hold NaN or infinite values")
+    return crops if crops.flags.c_contiguous else np.ascontiguousarray(crops)
+
+
+def _crops_as_float32(crops: np.ndarray) -> np.ndarray:
     if crops.dtype == np.bool_ or not np.issubdtype(crops.dtype, np.number):
         raise InputError(f"face crops dtype {crops.dtype} unsupported, expected uint8 or float")
-    # One sum finds any NaN/inf far faster than isfinite over every pixel (the hot path).
-    if np.issubdtype(crops.dtype, np.floating) and not math.isfinite(float(crops.sum(dtype=np.float64))):
+    converted = crops.astype(np.float32)
+    if np.issubdtype(crops.dtype, np.floating) and not math.isfinite(float(converted.sum())):
         raise InputError("face crops hold NaN or infinite values")
-    if crops.dtype != np.float32:
-        crops = crops.astype(np.float32)
-    return np.ascontiguousarray(crops)
+    return converted

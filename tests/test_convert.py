@@ -23,23 +23,30 @@ def edgefer(*args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    """The bundled CK+ model as ONNX in fp32, fp16 and int8."""
+    """The bundled CK+ model as ONNX and OpenVINO IR in fp32, fp16 and int8."""
+    pytest.importorskip("openvino")
     out = tmp_path_factory.mktemp("converted")
     records = {}
     for precision in ("fp32", "fp16", "int8"):
-        (artifact,) = convert(ConvertRequest("microexpnet-ck", ("onnx",), precision, out), progress=lambda _: None)
-        records[precision] = artifact
+        artifacts = convert(ConvertRequest("microexpnet-ck", ("onnx", "openvino"), precision, out),
+                            progress=lambda _: None)
+        records.update({(a.format, precision): a for a in artifacts})
     return out, records
 
 
 def test_all_precisions_written_and_gated(converted):
     out, records = converted
-    assert sorted(p.name for p in out.iterdir()) == [
-        "microexpnet-ck.fp16.onnx", "microexpnet-ck.fp32.onnx", "microexpnet-ck.int8.onnx"]
-    assert records["fp32"].parity.max_abs_diff <= 1e-4
-    assert records["fp16"].parity.max_abs_diff <= 1e-2 and records["fp16"].parity.top1_agreement == 1.0
-    assert records["int8"].parity.top1_agreement >= 0.98
+    stems = [f"microexpnet-ck.{p}" for p in ("fp16", "fp32", "int8")]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{s}.onnx" for s in stems] + [f"{s}.xml" for s in stems] + [f"{s}.bin" for s in stems])
+    for fmt in ("onnx", "openvino"):
+        assert records[fmt, "fp32"].parity.max_abs_diff <= 1e-4
+        assert records[fmt, "fp32"].runtime_precision == "fp32"  # not OpenVINO's silent bf16
+        assert records[fmt, "fp16"].parity.max_abs_diff <= 1e-2
+        assert records[fmt, "fp16"].parity.top1_agreement == 1.0
+        assert records[fmt, "int8"].parity.top1_agreement >= 0.98
     assert all(r.status == "written" and r.parity.passed for r in records.values())
+    assert records["openvino", "fp32"].size_bytes > 250_000  # xml + bin counted together
 
 
 def test_int8_model_holds_qdq_nodes_and_metadata(converted):
@@ -52,12 +59,17 @@ def test_int8_model_holds_qdq_nodes_and_metadata(converted):
     backend = open_backend(out / "microexpnet-ck.int8.onnx")
     assert backend.spec.precision == "int8" and backend.spec.model == "microexpnet-ck"
     assert len(backend.spec.source_sha256) == 64
+    assert backend.spec.extra["onnx_opset"] == "18" and backend.spec.extra["batch"] == "dynamic 1..256"
 
 
-def test_every_precision_gives_the_same_face_label(converted, astronaut_path):
+def test_every_backend_and_precision_gives_the_same_face_label(converted, astronaut_path):
     out, _ = converted
-    labels = {p.name: Recognizer(p).predict(astronaut_path)[0].label for p in out.glob("*.onnx")}
-    assert len(set(labels.values())) == 1, labels
+    artifacts = [*out.glob("*.onnx"), *out.glob("*.xml")]
+    faces = {p.name: Recognizer(p, threads=1).predict(astronaut_path) for p in artifacts}
+    assert len(faces) == 6
+    assert {len(f) for f in faces.values()} == {1}
+    assert len({f[0].label for f in faces.values()}) == 1, faces
+    assert len({f[0].box for f in faces.values()}) == 1
 
 
 def test_fp32_artifact_equals_bundled_model(converted, reference):

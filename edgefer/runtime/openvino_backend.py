@@ -1,0 +1,208 @@
+"""OpenVINO backend: IR files (.xml + .bin) on CPU (or an Intel GPU), inference precision pinned.
+
+The edgefer spec is read from the IR's ``rt_info`` at :data:`RT_INFO_PATH`. The inference precision
+is always asked for explicitly: on CPUs with bf16 (AVX512_BF16 / AMX) OpenVINO otherwise runs
+FP32 models in bf16. The precision the compiled model really uses is read back and reported.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.errors import BackendUnavailable, InputError, ModelError
+from edgefer.runtime.base import Backend, check_model_file
+from edgefer.spec import ModelSpec
+
+#: Where an IR keeps the edgefer spec (JSON text): ``<rt_info><edgefer><spec value="..."/>``.
+RT_INFO_PATH = ["edgefer", "spec"]
+
+#: OpenVINO element type name -> edgefer precision name.
+PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+
+#: Execution-graph layers that move or hold data rather than compute.
+_DATA_LAYERS = {"Input", "Output", "Const", "Reorder", "Reshape", "Transpose"}
+
+PERFORMANCE_HINTS = ("latency", "throughput")
+
+
+def _ov():
+    try:
+        import openvino
+    except ImportError as err:
+        raise BackendUnavailable(f"openvino is not installed ({err}); pip install 'edgefer[openvino]'") from None
+    return openvino
+
+
+@functools.cache
+def _core():
+    """One OpenVINO Core per process (its methods are thread-safe)."""
+    return _ov().Core()
+
+
+def read_openvino_spec(model) -> ModelSpec | None:
+    """The edgefer spec stored in an ``openvino.Model``'s rt_info, or None when there is none."""
+    if not model.has_rt_info(RT_INFO_PATH):
+        return None
+    return ModelSpec.from_json(model.get_rt_info(RT_INFO_PATH).astype(str))
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+
+    def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None, threads: int | None = None,
+                 device: str = "CPU", performance: str = "latency"):
+        path, weights = check_ir_files(path)
+        _ov()
+        ov_device = _device(device)
+        model = _read_model(path, weights)
+        spec = spec or _spec_of(model, path)
+        _check_io(model, spec, path)
+        config = _compile_config(ov_device, spec.precision, threads, performance)
+        try:
+            self.compiled = _core().compile_model(model, ov_device, config)
+        except RuntimeError as err:
+            raise ModelError(f"{path}: OpenVINO cannot compile it for {ov_device} ({error_reason(err)})") from None
+        super().__init__(spec, device=device.lower(), precision=runtime_precision(self.compiled, spec.precision),
+                         threads=threads)
+        self.path = path
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        if pixels.ndim != 4 or pixels.shape[1:] != self.spec.input_shape:
+            raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self.spec.input_shape))}), "
+                             f"got {pixels.shape}")
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        results = self._request().infer({0: pixels}, share_inputs=True, share_outputs=False)
+        return results[0]
+
+    def _request(self):
+        """This thread's own InferRequest: a request must never run in two threads at once."""
+        local = self._local
+        request = getattr(local, "request", None)
+        if request is None:
+            with self._lock:
+                if self.compiled is None:
+                    raise BackendUnavailable(f"{self.path}: the OpenVINO backend is closed")
+                request = local.request = self.compiled.create_infer_request()
+        return request
+
+    def close(self) -> None:
+        with self._lock:
+            self.compiled = None
+            self._local = threading.local()  # drops every thread's request with it
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "path": str(self.path)}
+
+
+def check_ir_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The .xml and its .bin, refused with a ModelError naming the file when either is unusable."""
+    path = check_model_file(path, "an OpenVINO IR (.xml)")
+    with path.open("rb") as handle:
+        head = handle.read(64).lstrip()
+    if not head.startswith(b"<"):
+        raise ModelError(f"{path}: not an OpenVINO IR (.xml): the file is not XML")
+    weights = check_model_file(path.with_suffix(".bin"), f"the weights (.bin) of {path.name}")
+    return path, weights
+
+
+def _device(device: str) -> str:
+    """'cpu', 'GPU', 'gpu.1' -> OpenVINO's name, refused when OpenVINO does not see that device."""
+    wanted = device.upper()
+    available = _core().available_devices
+    if not any(d == wanted or d.split(".")[0] == wanted for d in available):
+        raise BackendUnavailable(f"OpenVINO device {device!r} not found here (available: {', '.join(available)})")
+    return wanted
+
+
+def _read_model(path: Path, weights: Path):
+    try:
+        return _core().read_model(str(path), str(weights))
+    except RuntimeError as err:
+        raise ModelError(f"{path}: not a loadable OpenVINO IR ({error_reason(err)})") from None
+
+
+def _spec_of(model, path: Path) -> ModelSpec:
+    try:
+        spec = read_openvino_spec(model)
+    except (ValueError, TypeError) as err:
+        raise ModelError(f"{path}: broken edgefer metadata in rt_info ({err})") from None
+    if spec is None:
+        raise ModelError(f"{path}: no edgefer metadata (rt_info {'/'.join(RT_INFO_PATH)}) in the IR; "
+                         "export it with 'edgefer convert' or pass spec=")
+    return spec
+
+
+def _check_io(model, spec: ModelSpec, path: Path) -> None:
+    inputs = model.inputs
+    if len(inputs) != 1 or spec.input_name not in inputs[0].get_names():
+        raise ModelError(f"{path}: expected one input named {spec.input_name!r}, "
+                         f"found {[sorted(i.get_names()) for i in inputs]}")
+    if len(model.outputs) != 1:
+        raise ModelError(f"{path}: expected one output, found {len(model.outputs)}")
+
+
+def _compile_config(device: str, precision: str, threads: int | None, performance: str) -> dict:
+    """Explicit compile properties: performance hint, thread count, and the inference precision."""
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    if performance not in PERFORMANCE_HINTS:
+        raise InputError(f"unknown performance hint {performance!r}, expected one of {', '.join(PERFORMANCE_HINTS)}")
+    mode = hints.PerformanceMode.LATENCY if performance == "latency" else hints.PerformanceMode.THROUGHPUT
+    config: dict = {hints.performance_mode: mode}
+    if threads:
+        config[props.inference_num_threads] = threads
+    inference = _inference_type(device, precision)
+    if inference is not None:
+        config[hints.inference_precision] = inference
+    return config
+
+
+def _inference_type(device: str, precision: str):
+    """f32 for FP32 artifacts, f16 for FP16 ones where the device has native f16; int8: the default."""
+    ov = _ov()
+    if precision == "int8":
+        return None
+    if precision == "fp16" and "FP16" in _core().get_property(device, "OPTIMIZATION_CAPABILITIES"):
+        return ov.Type.f16
+    return ov.Type.f32
+
+
+def runtime_precision(compiled, artifact_precision: str) -> str:
+    """What the compiled model computes in: "fp32", "bf16", "fp16", or "int8/<float part>" for int8."""
+    floating = _precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    if artifact_precision != "int8":
+        return floating
+    return f"int8/{_executed_float(compiled) or floating}"
+
+
+def _executed_float(compiled) -> str | None:
+    """The float precision the execution graph's compute layers really run in (None if unknown)."""
+    try:
+        layers = [op.get_rt_info() for op in compiled.get_runtime_model().get_ops()]
+        used = {rt["runtimePrecision"].astype(str) for rt in layers
+                if rt["layerType"].astype(str) not in _DATA_LAYERS}
+    except (RuntimeError, KeyError):  # a plugin without an execution graph
+        return None
+    for name in ("bf16", "f16", "f32"):
+        if name in used:
+            return PRECISION_NAMES[name]
+    return None
+
+
+def _precision_name(element_type) -> str:
+    name = element_type.get_type_name()
+    return PRECISION_NAMES.get(name, name)
+
+
+def error_reason(err: BaseException) -> str:
+    """OpenVINO's messages start with C++ source locations; the reason is on the last line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:300]

@@ -1,0 +1,353 @@
+"""TensorRT backend: .engine/.plan files built by ``edgefer convert``, run with pycuda buffers and streams.
+
+An engine's metadata lives in a JSON sidecar (``model.engine.json``): the edgefer spec, the TensorRT
+version and the GPU it was built for, and the plan's sha256. All of it is checked before the plan is
+deserialised, because a plan from another TensorRT version or GPU can crash the process instead of
+failing cleanly (and a deserialised plan is executable code: only load your own).
+
+Concurrency: one backend may serve many threads. Each concurrent call borrows its own execution
+context, CUDA stream and I/O buffers from a pool, and pushes the device's primary CUDA context
+around the call (never ``pycuda.autoinit``), so threads created after the backend work too.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError
+from edgefer.runtime.base import Backend, check_model_file
+from edgefer.spec import ModelSpec
+
+LOG = logging.getLogger(__name__)
+
+SIDECAR_FORMAT = "edgefer-tensorrt-sidecar/1"
+#: Keys every sidecar must carry; the build also records batch range, flags and driver.
+SIDECAR_KEYS = ("format", "spec", "precision", "tensorrt", "gpu", "compute_capability", "plan_sha256")
+REBUILD = "rebuild with edgefer convert"
+
+_LOGGER = None
+_LOGGER_LOCK = threading.Lock()
+
+
+def sidecar_path(engine: str | os.PathLike) -> Path:
+    """``model.engine`` -> ``model.engine.json``."""
+    engine = Path(engine)
+    return engine.with_name(engine.name + ".json")
+
+
+def read_sidecar(engine: str | os.PathLike) -> dict:
+    """The engine's sidecar as a dict; ModelError if it is missing, unreadable or incomplete."""
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise ModelError(f"{engine}: no sidecar {path.name} beside it (it holds the engine's metadata); {REBUILD}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path}: broken sidecar ({_one_line(err)}); {REBUILD}") from None
+    missing = [key for key in SIDECAR_KEYS if not isinstance(data, dict) or key not in data]
+    if missing:
+        raise ModelError(f"{path}: sidecar lacks {', '.join(missing)}; {REBUILD}")
+    if data["format"] != SIDECAR_FORMAT:
+        raise ModelError(f"{path}: sidecar format {data['format']!r}, expected {SIDECAR_FORMAT!r}; {REBUILD}")
+    return data
+
+
+def spec_from_sidecar(engine: str | os.PathLike, sidecar: Mapping) -> ModelSpec:
+    try:
+        return ModelSpec.from_json(json.dumps(sidecar["spec"]))
+    except (TypeError, ValueError) as err:
+        raise ModelError(f"{sidecar_path(engine)}: broken edgefer spec ({_one_line(err)}); {REBUILD}") from None
+
+
+def check_compatible(engine: str | os.PathLike, built: Mapping[str, str], here: Mapping[str, str]) -> None:
+    """Refuse a plan built by another TensorRT version or on another GPU (model or architecture).
+
+    ``built`` (the sidecar) and ``here`` (:func:`gpu_identity`) carry ``tensorrt``, ``gpu`` and
+    ``compute_capability`` ("major.minor"). TensorRT plans only run on the exact version that built
+    them, and NVIDIA ties them to the GPU model they were built on.
+    """
+    keys = ("tensorrt", "gpu", "compute_capability")
+    if all(str(built[key]) == str(here[key]) for key in keys):
+        return
+    raise ModelError(f"{engine}: built for {_describe(built)}; this machine has {_describe(here)}; {REBUILD}")
+
+
+def _describe(identity: Mapping[str, str]) -> str:
+    sm = str(identity["compute_capability"]).replace(".", "")
+    return f"TensorRT {identity['tensorrt']} on {identity['gpu']} (sm_{sm})"
+
+
+def load_tensorrt():
+    """The ``tensorrt`` and ``pycuda.driver`` modules, CUDA initialised; BackendUnavailable with the reason."""
+    try:
+        import tensorrt as trt
+    except Exception as err:  # noqa: BLE001 - ImportError, or OSError for a missing libnvinfer
+        raise BackendUnavailable(f"TensorRT is not installed or does not load ({_one_line(err)}); "
+                                 "pip install 'edgefer[tensorrt]' on a machine with an NVIDIA GPU") from None
+    try:
+        import pycuda.driver as cuda
+    except Exception as err:  # noqa: BLE001
+        raise BackendUnavailable(f"pycuda is not installed or does not load ({_one_line(err)}); "
+                                 "pip install 'edgefer[tensorrt]'") from None
+    try:
+        cuda.init()
+        count = cuda.Device.count()
+    except cuda.Error as err:
+        raise BackendUnavailable(f"no usable CUDA driver ({_one_line(err)})") from None
+    if count == 0:
+        raise BackendUnavailable("no CUDA GPU found")
+    return trt, cuda
+
+
+def device_index(device: str) -> int:
+    """``"cuda"`` or ``"cuda:N"`` -> N."""
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise BackendUnavailable(f"tensorrt runs on CUDA devices ('cuda' or 'cuda:N'), not {device!r}")
+    return int(index or 0)
+
+
+def gpu_identity(trt, cuda, index: int = 0) -> dict[str, str]:
+    """What a plan is tied to: the TensorRT version, GPU name and compute capability of device ``index``."""
+    count = cuda.Device.count()
+    if index >= count:
+        raise BackendUnavailable(f"no CUDA device {index} (this machine has {count})")
+    device = cuda.Device(index)
+    major, minor = device.compute_capability()
+    return {"tensorrt": trt.__version__, "gpu": device.name(), "compute_capability": f"{major}.{minor}"}
+
+
+def trt_logger(trt):
+    """The process-wide TensorRT logger (TensorRT wants one): warnings and errors go to Python logging."""
+    global _LOGGER
+    with _LOGGER_LOCK:
+        if _LOGGER is None:
+            _LOGGER = _make_logger(trt)
+        return _LOGGER
+
+
+def _make_logger(trt):
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: collections.deque[str] = collections.deque(maxlen=8)
+
+        def log(self, severity, msg):
+            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
+                self.errors.append(msg)
+                LOG.error("TensorRT: %s", msg)
+            elif severity == trt.ILogger.WARNING:
+                LOG.warning("TensorRT: %s", msg)
+
+        def last_error(self) -> str:
+            return _one_line(self.errors[-1]) if self.errors else "see the TensorRT log"
+
+    return Logger()
+
+
+@dataclass(frozen=True)
+class _Io:
+    """The engine's one input and one output, and the batch range of its optimisation profile."""
+
+    input_name: str
+    output_name: str
+    input_dtype: np.dtype
+    output_dtype: np.dtype
+    sample_shape: tuple[int, ...]
+    classes: int
+    batch: tuple[int, int, int]
+
+
+class _Worker:
+    """What one concurrent call owns: an execution context, a stream, events and max-batch buffers."""
+
+    def __init__(self, engine, io: _Io, cuda):
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise EdgeferError("TensorRT could not create an execution context (out of GPU memory?)")
+        self.stream = cuda.Stream()
+        self.events = [cuda.Event() for _ in range(4)]
+        self.host_in = cuda.pagelocked_empty((io.batch[2], *io.sample_shape), io.input_dtype)
+        self.host_out = cuda.pagelocked_empty((io.batch[2], io.classes), io.output_dtype)
+        self.dev_in = cuda.mem_alloc(self.host_in.nbytes)
+        self.dev_out = cuda.mem_alloc(self.host_out.nbytes)
+        self.context.set_tensor_address(io.input_name, int(self.dev_in))
+        self.context.set_tensor_address(io.output_name, int(self.dev_out))
+
+    def free(self) -> None:
+        """Release device and pinned memory now; call with the CUDA context pushed."""
+        self.dev_in.free()
+        self.dev_out.free()
+        self.host_in.base.free()
+        self.host_out.base.free()
+        self.context = self.stream = self.events = None
+
+
+class TensorRtBackend(Backend):
+    """A TensorRT plan on one CUDA device; ``threads`` is recorded but unused on the GPU."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None,
+                 threads: int | None = None, device: str = "cuda:0"):
+        path = check_model_file(path, "a TensorRT engine (.engine or .plan) built by edgefer convert")
+        sidecar = read_sidecar(path)
+        plan = path.read_bytes()
+        if hashlib.sha256(plan).hexdigest() != sidecar["plan_sha256"]:
+            raise ModelError(f"{path}: the plan does not match the sha256 in {sidecar_path(path).name} "
+                             f"(changed or truncated); {REBUILD}")
+        spec = spec or spec_from_sidecar(path, sidecar)
+        index = device_index(device)
+        trt, cuda = load_tensorrt()
+        self.identity = gpu_identity(trt, cuda, index)
+        check_compatible(path, sidecar, self.identity)
+        super().__init__(spec, device=f"cuda:{index}", precision=str(sidecar["precision"]), threads=threads)
+        self.path = path
+        self._cuda = cuda
+        self._logger = trt_logger(trt)
+        self._workers: list[_Worker] = []
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._runtime = self._engine = None
+        self._cuda_context = cuda.Device(index).retain_primary_context()
+        try:
+            with self._pushed():
+                self._runtime = trt.Runtime(self._logger)
+                self._engine = self._runtime.deserialize_cuda_engine(plan)
+                if self._engine is None:
+                    raise ModelError(f"{path}: TensorRT could not load the plan ({self._logger.last_error()})")
+                self._io = _inspect(trt, self._engine, spec, path)
+                self._idle.put(self._new_worker())  # fail here, not on the first frame
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def batch_range(self) -> tuple[int, int, int]:
+        """(min, opt, max) batch of the engine's optimisation profile."""
+        return self._io.batch
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        return self._infer(pixels)[0]
+
+    def run_timed(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        """Logits plus the GPU-measured milliseconds of host-to-device copy, compute and device-to-host copy."""
+        return self._infer(pixels)
+
+    def close(self) -> None:
+        """Free every worker's buffers, the engine and the runtime, and release the CUDA context."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cuda_context.push()
+        try:
+            with self._lock:
+                for worker in self._workers:
+                    worker.free()
+                self._workers.clear()
+                self._idle = queue.SimpleQueue()
+                self._engine = self._runtime = None
+        finally:
+            self._cuda_context.detach()  # detaching the current context also takes it off the stack
+
+    def describe(self) -> dict[str, object]:
+        lo, opt, hi = self._io.batch
+        return {**super().describe(), **self.identity, "batch": {"min": lo, "opt": opt, "max": hi}}
+
+    @contextlib.contextmanager
+    def _pushed(self) -> Iterator[None]:
+        self._cuda_context.push()
+        try:
+            yield
+        finally:
+            self._cuda_context.pop()
+
+    def _new_worker(self) -> _Worker:
+        with self._lock:
+            worker = _Worker(self._engine, self._io, self._cuda)
+            self._workers.append(worker)
+        return worker
+
+    def _infer(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        if self._closed:
+            raise EdgeferError(f"{self.path}: the TensorRT backend is closed")
+        self._check(pixels)
+        with self._pushed():
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                worker = self._new_worker()
+            try:
+                return self._enqueue(worker, pixels)
+            finally:
+                self._idle.put(worker)
+
+    def _enqueue(self, worker: _Worker, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        cuda, io, count = self._cuda, self._io, len(pixels)
+        host_in, host_out = worker.host_in[:count], worker.host_out[:count]
+        np.copyto(host_in, pixels, casting="same_kind")
+        if not worker.context.set_input_shape(io.input_name, pixels.shape):
+            raise InputError(f"{self.path}: TensorRT refused input shape {pixels.shape} "
+                             f"({self._logger.last_error()})")
+        start, copied, computed, done = worker.events
+        start.record(worker.stream)
+        cuda.memcpy_htod_async(worker.dev_in, host_in, worker.stream)
+        copied.record(worker.stream)
+        if not worker.context.execute_async_v3(worker.stream.handle):
+            raise EdgeferError(f"{self.path}: TensorRT execution failed ({self._logger.last_error()})")
+        computed.record(worker.stream)
+        cuda.memcpy_dtoh_async(host_out, worker.dev_out, worker.stream)
+        done.record(worker.stream)
+        worker.stream.synchronize()
+        logits = host_out.astype(np.float32, copy=True)
+        return logits, copied.time_since(start), computed.time_since(copied), done.time_since(computed)
+
+    def _check(self, pixels: np.ndarray) -> None:
+        shape = getattr(pixels, "shape", None)
+        if not isinstance(pixels, np.ndarray) or pixels.ndim != 4 or shape[1:] != self._io.sample_shape:
+            raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self._io.sample_shape))}), "
+                             f"got {shape}")
+        lo, opt, hi = self._io.batch
+        if not lo <= len(pixels) <= hi:
+            raise InputError(f"{self.path}: batch {len(pixels)} is outside the engine's profile "
+                             f"(min {lo}, opt {opt}, max {hi}); split the batch or rebuild with a larger max batch")
+
+
+def _inspect(trt, engine, spec: ModelSpec, path: Path) -> _Io:
+    """Check the engine's I/O against the spec; read dtypes, class count and the profile's batch range."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    if inputs != [spec.input_name] or outputs != [spec.output_name]:
+        raise ModelError(f"{path}: expected input {spec.input_name!r} and output {spec.output_name!r}, "
+                         f"found inputs {inputs} and outputs {outputs}")
+    input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(spec.input_name)))
+    output_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(spec.output_name)))
+    if input_dtype != np.float32 or output_dtype not in (np.float32, np.float16):
+        raise ModelError(f"{path}: expected float32 input and float output, found {input_dtype} and {output_dtype}")
+    low, opt, high = (tuple(shape) for shape in engine.get_tensor_profile_shape(spec.input_name, 0))
+    if tuple(high[1:]) != spec.input_shape:
+        raise ModelError(f"{path}: engine input is {high[1:]} per sample, the spec says {spec.input_shape}")
+    classes = tuple(engine.get_tensor_shape(spec.output_name))[-1]
+    if classes != len(spec.labels):
+        raise ModelError(f"{path}: engine gives {classes} outputs for {len(spec.labels)} labels")
+    return _Io(spec.input_name, spec.output_name, input_dtype, output_dtype, spec.input_shape, classes,
+               (low[0], opt[0], high[0]))
+
+
+def _one_line(err: object, limit: int = 300) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:limit]
