@@ -6,21 +6,33 @@ Exit codes: 0 success, 1 a check failed (e.g. a parity gate), 2 bad input or usa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edgefer.errors import EdgeferError, InputError
+from edgefer.errors import BackendUnavailable, EdgeferError, InputError
 
 app = typer.Typer(
     name="edgefer", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Facial-expression recognition on edge devices: predict, convert, bench, train.")
 
 EXIT_BAD_INPUT = 2
+
+
+@contextlib.contextmanager
+def needs_extra(extra: str, command: str) -> Iterator[None]:
+    """Turn a missing optional dependency into a one-line BackendUnavailable naming the extra."""
+    try:
+        yield
+    except ModuleNotFoundError as err:
+        raise BackendUnavailable(f"{command} needs {err.name}, which is not installed: "
+                                 f"pip install 'edgefer[{extra}]'") from None
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -79,8 +91,9 @@ def convert(
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
     """Export a model; every artifact is checked against PyTorch before it is written."""
-    from edgefer.convert.pipeline import ConvertRequest, parse_formats
-    from edgefer.convert.pipeline import convert as run_convert
+    with needs_extra("train", "edgefer convert"):
+        from edgefer.convert.pipeline import ConvertRequest, parse_formats
+        from edgefer.convert.pipeline import convert as run_convert
 
     request = ConvertRequest(model=model, formats=parse_formats(to), precision=precision.lower(), out=out,
                              calib=calib, batch=_parse_batch(batch), max_batch=max_batch)

@@ -166,3 +166,16 @@ def test_cli_json_for_a_family_member(tmp_path):
     assert record["status"] == "written" and record["parity"]["max_abs_diff"] <= 1e-4
     backend = open_backend(record["path"])
     assert backend.run(np.zeros((4, 1, 84, 84), np.float32)).shape == (4, 8)
+
+
+def test_tensorrt_unavailable_is_a_one_line_refusal(tmp_path):
+    from edgefer.convert.tensorrt_build import tensorrt_available
+
+    reason = tensorrt_available()
+    if reason is None:
+        pytest.skip("TensorRT is usable here; the refusal cannot happen")
+    out = tmp_path / "out"
+    result = edgefer("convert", "microexpnet-ck", "--to", "onnx,tensorrt", "--out", out)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "TensorRT" in result.stderr
+    assert not out.exists()
