@@ -15,7 +15,7 @@ import torch
 from edgefer.convert.calibration import calibration_and_validation
 from edgefer.convert.parity import ParityReport, compare
 from edgefer.convert.sources import Source, load_source
-from edgefer.errors import BackendUnavailable, InputError
+from edgefer.errors import BackendUnavailable, InputError, ModelError
 from edgefer.runtime.registry import open_backend
 
 FORMATS = ("onnx", "openvino", "tensorrt")
@@ -108,8 +108,7 @@ def convert(request: ConvertRequest, progress=print) -> list[Artifact]:
     spec = source.spec
     calibration, validation = (model_input(c, spec.channels, spec.input_size)
                                for c in calibration_and_validation(request.calib))
-    with torch.no_grad():
-        reference = source.model(torch.from_numpy(validation)).numpy()
+    reference = _reference_logits(source, validation)
     staging = Path(tempfile.mkdtemp(prefix=".edgefer-convert-", dir=_existing_parent(request.out)))
     try:
         fp32_onnx = _export_onnx(source, request, staging)
@@ -130,6 +129,19 @@ def convert(request: ConvertRequest, progress=print) -> list[Artifact]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _reference_logits(source: Source, pixels: np.ndarray) -> np.ndarray:
+    try:
+        with torch.no_grad():
+            return source.model(torch.from_numpy(pixels)).numpy()
+    except Exception as err:  # noqa: BLE001 - a model that cannot run cannot be exported
+        raise ModelError(f"{source.name}: cannot be exported: the PyTorch model fails on "
+                         f"{source.spec.input_shape} inputs ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:300]}"
+
+
 def _existing_parent(out: Path) -> Path:
     """Staging lives beside ``out`` (same file system, so publishing is a rename), never inside it."""
     parent = out.absolute().parent
@@ -142,8 +154,11 @@ def _export_onnx(source: Source, request: ConvertRequest, staging: Path) -> Path
     from edgefer.convert.onnx_export import export_onnx_proto, save_onnx
 
     spec = artifact_spec(source, request, "fp32")
-    proto = export_onnx_proto(source.model, spec, opset=request.opset, batch=request.batch)
-    return save_onnx(proto, staging / f"{source.name}.fp32.src.onnx")
+    try:
+        proto = export_onnx_proto(source.model, spec, opset=request.opset, batch=request.batch)
+        return save_onnx(proto, staging / f"{source.name}.fp32.src.onnx")
+    except Exception as err:  # noqa: BLE001 - the exporter raises many types; the user needs one line
+        raise ModelError(f"{source.name}: cannot be exported to ONNX ({_first_line(err)})") from None
 
 
 def _base_onnx(source: Source, request: ConvertRequest, fp32_onnx: Path, calibration: np.ndarray,

@@ -179,3 +179,20 @@ def test_tensorrt_unavailable_is_a_one_line_refusal(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "TensorRT" in result.stderr
     assert not out.exists()
+
+
+def test_model_that_cannot_be_exported(tmp_path):
+    """A checkpoint whose model cannot be traced at the spec's input size: exit 2, one line, nothing left."""
+    from dataclasses import replace
+
+    from edgefer.spec import ModelSpec
+    from edgefer.train.checkpoint import save_weights
+    from edgefer.train.registry import create_model
+
+    model = create_model("p12-xxs")
+    checkpoint = save_weights(model, tmp_path / "odd.safetensors", "p12-xxs", replace(ModelSpec(), input_size=64))
+    out = tmp_path / "out"
+    result = edgefer("convert", checkpoint, "--out", out)
+    assert result.returncode == 2, result.stderr
+    assert "cannot be exported" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".edgefer-convert-*"))
