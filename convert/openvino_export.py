@@ -8,7 +8,6 @@ and renamed into place .bin first, .xml last: a reader never finds an .xml witho
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgefer.errors import InputError, ModelError
+from edgefer.fileio import fsync_dir, fsync_file
 from edgefer.runtime.base import check_model_file
 from edgefer.runtime.openvino_backend import RT_INFO_PATH, error_reason, read_openvino_spec
 from edgefer.spec import METADATA_KEY, ModelSpec
@@ -99,26 +99,12 @@ def save_ir(model, out_xml: str | os.PathLike, *, compress_to_fp16: bool = False
         ov.save_model(model, str(staged_xml), compress_to_fp16=compress_to_fp16)
         staged_bin = staged_xml.with_suffix(".bin")
         for part in (staged_bin, staged_xml):
-            _fsync_file(part)
+            fsync_file(part)
         out_xml.unlink(missing_ok=True)
         os.replace(staged_bin, out_xml.with_suffix(".bin"))
         os.replace(staged_xml, out_xml)
-        _fsync_dir(out_xml.parent)
+        fsync_dir(out_xml.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_xml
 
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the renames (best effort: not every OS lets a folder be fsynced)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
