@@ -1,7 +1,8 @@
 """The edgefer command line. Each command imports its heavy stage only when it runs.
 
-Exit codes: 0 success, 1 a check failed (e.g. a parity gate), 2 bad input or usage
-(missing/broken files, unknown names), 130 interrupted.
+Exit codes (edgefer.errors): 0 success, 1 internal error, 2 bad input or usage (missing/broken files,
+unknown names), 3 refused as unsafe, 4 a quality gate failed (parity, benchmark validity), 5 backend or
+environment unavailable, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Annotated
 
 import typer
 
-from edgefer.errors import BackendUnavailable, EdgeferError, InputError
+from edgefer.cli_bench import bench, report
+from edgefer.cli_train import train_app
+from edgefer.errors import BackendUnavailable, EdgeferError, InputError, QualityError
 
 app = typer.Typer(
     name="edgefer", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -104,7 +107,8 @@ def convert(
         _print_artifacts(artifacts)
     failed = [a for a in artifacts if a.status != "written"]
     if failed:
-        raise fail("; ".join(f"{a.format} {a.precision} not written: {a.reason}" for a in failed), 1)
+        raise fail("; ".join(f"{a.format} {a.precision} not written: {a.reason}" for a in failed),
+                   QualityError.exit_code)
 
 
 def _parse_batch(text: str) -> int | None:
@@ -116,13 +120,13 @@ def _parse_batch(text: str) -> int | None:
 
 
 def _print_artifacts(artifacts: list) -> None:
-    typer.echo(f"{'file':<40}{'size':>10}  {'runs as':<10}{'max |dp|':>10}{'top-1':>8}  status")
+    typer.echo(f"{'file':<40}{'size':>10}  {'runs as':<14}{'max |dp|':>10}{'top-1':>8}  status")
     for a in artifacts:
         p = a.parity
         diff = f"{p.max_abs_diff:.1e}" if p else "-"
         top1 = f"{p.top1_agreement:.1%}" if p else "-"
         size = f"{a.size_bytes / 1e6:.3f} MB" if a.size_bytes else "-"
-        typer.echo(f"{str(a.path):<40}{size:>10}  {a.runtime_precision or '-':<10}{diff:>10}{top1:>8}  {a.status}")
+        typer.echo(f"{str(a.path):<40}{size:>10}  {a.runtime_precision or '-':<14}{diff:>10}{top1:>8}  {a.status}")
 
 
 @app.command()
@@ -158,6 +162,11 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         typer.echo(f"  {b.name:<12} {b.version or '-':<12} {detail}")
 
 
+app.command()(bench)
+app.command()(report)
+app.add_typer(train_app, name="train")
+
+
 def main() -> None:
     """Entry point: edgefer's errors become one line and exit code 2; EDGEFER_DEBUG=1 shows tracebacks.
 
@@ -169,7 +178,7 @@ def main() -> None:
     except EdgeferError as err:
         if debug:
             raise
-        sys.exit(fail(str(err)).exit_code)
+        sys.exit(fail(str(err), err.exit_code).exit_code)
     except KeyboardInterrupt:
         typer.echo("edgefer: interrupted", err=True)
         sys.exit(130)

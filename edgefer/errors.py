@@ -1,17 +1,42 @@
-"""The errors edgefer raises on purpose: each carries a one-line message naming the thing at fault."""
+"""The errors edgefer raises on purpose: each carries a one-line message naming the thing at fault.
+
+Each class carries the CLI exit code it maps to (documented in the README):
+0 ok, 1 internal error (a bug), 2 bad input or usage, 3 refused as unsafe, 4 a quality gate failed
+(parity, benchmark validity), 5 backend or environment unavailable or mismatched, 130 interrupted.
+"""
 
 
 class EdgeferError(Exception):
-    """Base class: the CLI prints the message on one line and exits with code 2."""
+    """Base class: the CLI prints the message on one line and exits with ``exit_code``."""
+
+    exit_code = 2
 
 
 class InputError(EdgeferError, ValueError):
     """An image, array or file given to edgefer is not what was expected."""
 
 
+class InvalidFrameError(InputError):
+    """An image array passed to the runtime has the wrong rank, dtype, channels or values."""
+
+
 class ModelError(EdgeferError, ValueError):
     """A model name is unknown, or a model file is missing, broken or not of the expected kind."""
 
 
+class UnsafeModelError(ModelError):
+    """A model file was refused because loading it could run code or read outside its folder."""
+
+    exit_code = 3
+
+
+class QualityError(EdgeferError, RuntimeError):
+    """A check on the results failed: a parity gate, or a benchmark that did not meet its minimums."""
+
+    exit_code = 4
+
+
 class BackendUnavailable(EdgeferError, RuntimeError):
     """The runtime asked for (OpenVINO, TensorRT, a CUDA device...) is not installed or not usable here."""
+
+    exit_code = 5

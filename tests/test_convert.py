@@ -125,7 +125,7 @@ def test_failing_artifact_is_not_written(tmp_path):
     checkpoint = save_weights(model, tmp_path / "loud.safetensors", "p12-xxs", ModelSpec(model="loud"))
     out = tmp_path / "out"
     result = edgefer("convert", checkpoint, "--to", "onnx", "--precision", "fp16", "--out", out)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 4, result.stderr
     assert "parity gate" in result.stderr and "max |dp|" in result.stderr
     assert not out.exists()
     assert not list(tmp_path.glob(".edgefer-convert-*"))
@@ -176,7 +176,7 @@ def test_tensorrt_unavailable_is_a_one_line_refusal(tmp_path):
         pytest.skip("TensorRT is usable here; the refusal cannot happen")
     out = tmp_path / "out"
     result = edgefer("convert", "microexpnet-ck", "--to", "onnx,tensorrt", "--out", out)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 5 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "TensorRT" in result.stderr
     assert not out.exists()
 

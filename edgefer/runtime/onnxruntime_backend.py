@@ -1,14 +1,21 @@
-"""ONNX Runtime backend: .onnx files, CPU by default, CUDA / TensorRT execution providers on request."""
+"""ONNX Runtime backend: .onnx files, CPU by default, CUDA / TensorRT execution providers on request.
+
+INT8 (Q/DQ) models on x86 CPUs without VNNI run with the Q/DQ pairs left unfused: ONNX Runtime's
+fused u8s8 kernels use VPMADDUBSW there, whose int16 saturation flipped the top-1 of 3 in 4 faces
+on an AVX2 EPYC (and were slower than the unfused graph). The precision reported says so.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
 from edgefer.errors import BackendUnavailable, ModelError
 from edgefer.runtime.base import Backend, check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
+from edgefer.sysinfo import cpu_flags
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -35,24 +42,36 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None,
-                 threads: int | None = None, device: str = "cpu"):
+                 threads: int | None = None, device: str = "cpu", allow_fallback: bool = False):
+        """``allow_fallback``: run on CPU when the ``device``'s provider is missing or fails to load, and
+        say so (``device`` "cpu", ``fallback`` the reason); without it that is BackendUnavailable."""
         path = check_model_file(path, "an ONNX model (.onnx)")
         ort = _ort()
         if device not in PROVIDERS:
             raise BackendUnavailable(f"onnxruntime device {device!r} unknown, expected one of {sorted(PROVIDERS)}")
         wanted = PROVIDERS[device]
+        #: Why this backend runs on CPU although another device was asked for ("" when it does not).
+        self.fallback = ""
         if wanted[0] not in ort.get_available_providers():
-            raise BackendUnavailable(f"onnxruntime has no {wanted[0]} here "
-                                     f"(available: {', '.join(ort.get_available_providers())})")
+            self.fallback = (f"onnxruntime {ort.__version__} has no {wanted[0]} here "
+                             f"(available: {', '.join(ort.get_available_providers())})")
+            if not allow_fallback:
+                raise BackendUnavailable(self.fallback)
+            device, wanted = "cpu", PROVIDERS["cpu"]
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        emulate_int8 = device == "cpu" and _int8_kernels_saturate() and _declares_int8(path)
+        if emulate_int8:
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
         except Exception as err:  # ORT raises its own exception types for broken files
+            _raise_if_opset_too_new(path, err, ort.__version__)
             raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(err)})") from None
+        device = self._check_providers(path, device, wanted, allow_fallback)
         try:
             spec = spec or read_onnx_spec(self.session)
         except ValueError as err:
@@ -64,13 +83,57 @@ class OnnxRuntimeBackend(Backend):
         if len(inputs) != 1 or inputs[0].name != spec.input_name:
             raise ModelError(f"{path}: expected one input named {spec.input_name!r}, "
                              f"found {[i.name for i in inputs]}")
-        super().__init__(spec, device=device, precision=spec.precision, threads=threads)
+        precision = "int8-emulated" if emulate_int8 and spec.precision == "int8" else spec.precision
+        super().__init__(spec, device=device, precision=precision, threads=threads)
         self.path = path
         self._outputs = [spec.output_name]
         self.providers = self.session.get_providers()
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         return self.session.run(self._outputs, {self.spec.input_name: pixels})[0]
+
+    def _check_providers(self, path, device: str, wanted: list[str], allow_fallback: bool) -> str:
+        """The device the session really runs on. ONNX Runtime drops a GPU provider that fails to load
+        (missing CUDA libraries) with only a log line and runs on CPU (onnxruntime#23372): ask the
+        session which providers it kept, and refuse a GPU run that silently became a CPU one."""
+        active = self.session.get_providers()
+        if device == "cpu" or (active and active[0] == wanted[0]):
+            return device
+        self.fallback = (f"{path}: onnxruntime did not enable {wanted[0]} (session providers: "
+                         f"{', '.join(active) or 'none'}); it would silently run on CPU")
+        if not allow_fallback:
+            raise BackendUnavailable(self.fallback)
+        return "cpu"
+
+
+def _int8_kernels_saturate() -> bool:
+    """True on x86 CPUs whose int8 dot products saturate (AVX2 without VNNI); EDGEFER_ORT_INT8=fused|emulated
+    overrides."""
+    choice = os.environ.get("EDGEFER_ORT_INT8", "auto")
+    if choice in ("fused", "emulated"):
+        return choice == "emulated"
+    flags = cpu_flags()
+    return "avx2" in flags and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def _declares_int8(path) -> bool:
+    """Whether the graph holds QuantizeLinear nodes (the op name appears in the protobuf bytes)."""
+    with open(path, "rb") as handle:
+        return b"QuantizeLinear" in handle.read()
+
+
+def _raise_if_opset_too_new(path, err: BaseException, version: str) -> None:
+    """ORT refuses an opset newer than its release knows with a long message; make it a one-line
+    BackendUnavailable naming the model's opset, this onnxruntime and the newest opset it supports."""
+    text = " ".join(str(err).split())
+    stamped = re.search(r"Opset (\d+) is under development", text)
+    supported = re.search(r"support for domain (\S+) is till opset (\d+)", text)
+    if stamped and supported:
+        domain, newest = supported.group(1), supported.group(2)
+        raise BackendUnavailable(
+            f"{path}: the model is stamped with {domain} opset {stamped.group(1)}, but onnxruntime {version} "
+            f"supports {domain} up to opset {newest}; re-export with an opset <= {newest} "
+            "(edgefer convert uses 18) or upgrade onnxruntime") from None
 
 
 def _first_line(err: BaseException) -> str:

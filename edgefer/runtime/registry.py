@@ -6,7 +6,7 @@ import importlib
 import os
 from pathlib import Path
 
-from edgefer.errors import BackendUnavailable, ModelError
+from edgefer.errors import BackendUnavailable, InputError, ModelError
 from edgefer.runtime.base import Backend
 from edgefer.spec import ModelSpec
 
@@ -37,7 +37,7 @@ def backend_for(path: Path) -> str:
 
 def backend_class(name: str) -> type[Backend]:
     if name not in BACKENDS:
-        raise BackendUnavailable(f"unknown backend {name!r}, expected one of {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend {name!r}, expected one of {', '.join(BACKENDS)}")
     module_name, class_name = BACKENDS[name].split(":")
     try:
         module = importlib.import_module(module_name)

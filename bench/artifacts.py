@@ -1,0 +1,119 @@
+"""The build step (run inside a worker): every artifact a bench needs, made by ``edgefer convert``.
+
+Each artifact passes convert's parity gate or is reported failed with the gate's figures. Beside
+them: the PyTorch weights as a safetensors file (the torch backend's deployable file, for its size)
+and ``reference.npz``, the validation face crops with the PyTorch logits, so every backend's
+parity can be measured on the backend itself without torch. With a kept work folder,
+``manifest.json`` lets a later run reuse what was built.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from edgefer.bench.jobs import BuildJob
+from edgefer.bench.plan import ArtifactInfo
+from edgefer.fileio import atomic_path, atomic_write_text
+
+MANIFEST = "manifest.json"
+REFERENCE = "reference.npz"
+
+
+def build(job: BuildJob, emit: Callable[[dict], None]) -> None:
+    folder = Path(job.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cached = _read_manifest(folder)
+    for precision in job.precisions:
+        missing = [f for f in job.formats if (f, precision) not in cached]
+        for info in _convert(job, precision, missing, folder) if missing else []:
+            if info.status == "written":
+                cached[info.format, precision] = info
+            emit({"artifact": asdict(info)})
+        for fmt in job.formats:
+            if fmt not in missing:
+                emit({"artifact": asdict(cached[fmt, precision])})
+    if job.torch_weights or not (folder / REFERENCE).is_file():
+        source = _source(job.model)
+        if job.torch_weights:
+            emit({"artifact": asdict(_torch_weights(job.model, source, folder))})
+        emit({"reference": str(_reference(source, folder))})
+    else:
+        emit({"reference": str(folder / REFERENCE)})
+    _write_manifest(folder, cached)
+
+
+def _convert(job: BuildJob, precision: str, formats: list[str], folder: Path) -> list[ArtifactInfo]:
+    from edgefer.convert.pipeline import ConvertRequest, convert
+
+    start = time.perf_counter()
+    request = ConvertRequest(job.model, tuple(formats), precision, folder, max_batch=job.max_batch)
+    try:
+        artifacts = convert(request, progress=lambda _: None)
+    except Exception as err:  # noqa: BLE001 - every failure becomes a failed artifact with its reason
+        reason = f"convert failed: {type(err).__name__}: {_one_line(err)}"
+        return [ArtifactInfo(fmt, precision, "", status="failed", reason=reason) for fmt in formats]
+    seconds = time.perf_counter() - start
+    return [ArtifactInfo(a.format, precision, str(a.path), a.size_bytes, a.status, _one_line(a.reason), seconds)
+            for a in artifacts]
+
+
+def _source(model: str):
+    from edgefer.convert.sources import load_source
+
+    return load_source(model)
+
+
+def _torch_weights(model: str, source, folder: Path) -> ArtifactInfo:
+    """The bundled checkpoint of a pretrained model, or the seeded weights saved as safetensors."""
+    from edgefer.zoo import PRETRAINED
+
+    start = time.perf_counter()
+    if model in PRETRAINED:
+        path = PRETRAINED[model].safetensors
+    else:
+        from edgefer.train.checkpoint import save_weights
+
+        path = save_weights(source.model, folder / f"{source.name}.fp32.safetensors", source.name, source.spec)
+    return ArtifactInfo("safetensors", "fp32", str(path), path.stat().st_size,
+                        build_seconds=time.perf_counter() - start)
+
+
+def _reference(source, folder: Path) -> Path:
+    """The parity gate's validation crops (the model's geometry) and the PyTorch logits on them."""
+    import torch
+
+    from edgefer.convert.calibration import builtin_validation_crops
+    from edgefer.convert.pipeline import model_input
+
+    spec = source.spec
+    pixels = model_input(builtin_validation_crops(), spec.channels, spec.input_size)
+    with torch.inference_mode():
+        logits = source.model(torch.from_numpy(pixels)).numpy()
+    with atomic_path(folder / REFERENCE) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, pixels=pixels, logits=logits)
+    return folder / REFERENCE
+
+
+def _read_manifest(folder: Path) -> dict[tuple[str, str], ArtifactInfo]:
+    """What an earlier run built here; paths are stored relative, so a copied work folder still works."""
+    try:
+        entries = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        infos = [replace(ArtifactInfo(**entry), path=str(folder / entry["path"])) for entry in entries]
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    return {(i.format, i.precision): i for i in infos if i.status == "written" and Path(i.path).is_file()}
+
+
+def _write_manifest(folder: Path, cached: dict[tuple[str, str], ArtifactInfo]) -> None:
+    entries = [asdict(replace(i, path=Path(i.path).name)) for i in cached.values() if Path(i.path).parent == folder]
+    atomic_write_text(folder / MANIFEST, json.dumps(entries, indent=1))
+
+
+def _one_line(text: object, limit: int = 400) -> str:
+    return " ".join(str(text).split())[:limit]

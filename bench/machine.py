@@ -1,0 +1,93 @@
+"""The machine a bench ran on: CPU, memory, GPU and driver, library versions, backends, load at the start."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+from dataclasses import asdict, dataclass, field, fields
+
+from edgefer.sysinfo import SystemInfo, cpu_flags, detect
+
+#: CPU features that change which precision a CPU backend picks, or how fast INT8 runs.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd")
+
+
+@dataclass
+class Machine:
+    name: str
+    cpu: str
+    cores: int
+    platform: str
+    python: str
+    memory_gb: float | None = None
+    cpu_flags: list[str] = field(default_factory=list)
+    governor: str | None = None
+    load_average: list[float] = field(default_factory=list)  # 1, 5, 15 min, when the run started
+    load_average_end: list[float] = field(default_factory=list)
+    gpus: list[str] = field(default_factory=list)
+    gpu_driver: str | None = None
+    libraries: dict[str, str | None] = field(default_factory=dict)
+    backends: list[dict[str, object]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Machine:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def describe_machine(system: SystemInfo, name: str | None = None) -> Machine:
+    """Everything a reader needs to judge a number, from one ``sysinfo.detect()`` plus a few reads."""
+    return Machine(
+        name=name or socket.gethostname(), cpu=system.cpu, cores=system.cores, platform=system.platform,
+        python=system.python, memory_gb=_memory_gb(), cpu_flags=_cpu_flags(), governor=_governor(),
+        load_average=load_average(), gpus=system.gpus, gpu_driver=nvidia_driver(),
+        libraries=system.libraries, backends=[asdict(b) for b in system.backends])
+
+
+def detect_machine(name: str | None = None) -> Machine:
+    return describe_machine(detect(include_torch=True), name)
+
+
+def _memory_gb() -> float | None:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    return None
+
+
+def _cpu_flags() -> list[str]:
+    present = cpu_flags()
+    return [flag for flag in CPU_FLAGS if flag in present] if present else [platform.machine()]
+
+
+def _governor() -> str | None:
+    with contextlib.suppress(OSError):
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", encoding="utf-8") as handle:
+            return handle.read().strip()
+    return None
+
+
+def load_average() -> list[float]:
+    with contextlib.suppress(OSError, AttributeError):
+        return [round(v, 2) for v in os.getloadavg()]
+    return []
+
+
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver version through NVML, without creating a CUDA context; None without one."""
+    try:
+        import ctypes
+
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        if nvml.nvmlInit_v2() != 0:
+            return None
+        version = ctypes.create_string_buffer(80)
+        status = nvml.nvmlSystemGetDriverVersion(version, 80)
+        nvml.nvmlShutdown()
+        return version.value.decode() if status == 0 else None
+    except (OSError, AttributeError):
+        return None

@@ -1,0 +1,146 @@
+"""What a bench run will do: the request, the models it names, and the cells (one timing each).
+
+A cell is (model, backend, precision, batch, threads). Cells of one (model, backend) run together
+in one worker process; a cell that cannot run (backend unavailable, precision unsupported, artifact
+not built) becomes a record with its status and reason without starting anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from edgefer.bench.catalog import PRECISIONS, BenchBackend
+from edgefer.bench.harness import MIN_SAMPLES, TimingPlan
+from edgefer.bench.paper import paper_order, paper_row
+from edgefer.bench.records import Record
+from edgefer.errors import InputError
+
+DEFAULT_MODELS = ("inception-v3", "p12-m", "p12-s", "p12-xs", "microexpnet")
+#: Batch 1 is the paper's per-image latency; 256 measures throughput (not for heavy models by default).
+DEFAULT_BATCHES = (1, 256)
+#: Models above this many parameters (the teacher) get the short plan and batch 1 unless told otherwise.
+HEAVY_PARAMS = 5_000_000
+
+
+def heavy_plan(plan: TimingPlan) -> TimingPlan:
+    """A heavy model's plan: at most 64 iterations (enough for p90, not p99) and 1 s required, 2 warm-up
+    calls, a cap of 20 s or more; its records report p90 as their tail."""
+    return TimingPlan(warmup_iters=min(plan.warmup_iters, 2), warmup_seconds=0.0,
+                      min_iters=min(plan.min_iters, MIN_SAMPLES[90]), min_seconds=min(plan.min_seconds, 1.0),
+                      max_seconds=max(plan.max_seconds, 20.0), percentiles=(90,))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str  # canonical: p12-xxs, inception-v3, microexpnet-ck
+    paper_name: str
+    params: int
+
+    @property
+    def heavy(self) -> bool:
+        return self.params > HEAVY_PARAMS
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One file a backend runs, as the build step left it."""
+
+    format: str
+    precision: str
+    path: str
+    size_bytes: int = 0
+    status: str = "written"  # written or failed
+    reason: str = ""
+    build_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: ModelInfo
+    backend: BenchBackend
+    precision: str
+    batch: int
+    threads: int
+    artifact: ArtifactInfo | None = None
+
+    def record(self, status: str, reason: str = "") -> Record:
+        """A record for this cell with everything known before it runs."""
+        a = self.artifact
+        return Record(
+            model=self.model.name, backend=self.backend.name, precision=self.precision, batch=self.batch,
+            threads=self.threads, status=status, reason=reason, paper_name=self.model.paper_name,
+            params=self.model.params, device=self.backend.device, format=self.backend.format,
+            artifact=Path(a.path).name if a and a.status == "written" else "",
+            size_mb=round(a.size_bytes / 1e6, 4) if a and a.size_bytes else None,
+            build_seconds=a.build_seconds if a else None)
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    models: tuple[str, ...] = DEFAULT_MODELS
+    backends: str = "all"
+    precisions: tuple[str, ...] = ("fp32",)
+    batches: tuple[int, ...] | None = None  # None: DEFAULT_BATCHES, batch 1 only for heavy models
+    threads: tuple[int, ...] = (1,)
+    plan: TimingPlan = field(default_factory=TimingPlan)
+    timeout: float = 120.0  # seconds a worker may go without finishing a cell
+    build_timeout: float = 900.0
+    work: Path | None = None
+    data: Path | None = None
+    machine_name: str | None = None
+    allow_fallback: bool = False  # an ONNX Runtime GPU backend without its provider runs on CPU, labelled so
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise InputError(f"unknown precision {', '.join(bad) or '(none)'}: expected {', '.join(PRECISIONS)}")
+        if not self.models:
+            raise InputError("no models given")
+        if any(b < 1 for b in self.batches or ()) or any(t < 1 for t in self.threads) or not self.threads:
+            raise InputError("batch sizes and thread counts must be positive integers")
+        if self.data is not None and not Path(self.data).is_dir():
+            raise InputError(f"{self.data}: --data must be a folder with one sub-folder per label")
+
+    def batches_for(self, model: ModelInfo) -> tuple[int, ...]:
+        if self.batches is not None:
+            return self.batches
+        return (1,) if model.heavy else DEFAULT_BATCHES
+
+    def plan_for(self, model: ModelInfo) -> TimingPlan:
+        return heavy_plan(self.plan) if model.heavy else self.plan
+
+    @property
+    def max_batch(self) -> int:
+        return max((*(self.batches or ()), *DEFAULT_BATCHES))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"models": list(self.models), "backends": self.backends, "precisions": list(self.precisions),
+                "batches": list(self.batches) if self.batches else None, "threads": list(self.threads),
+                "plan": asdict(self.plan), "heavy_plan": asdict(heavy_plan(self.plan)),
+                "timeout": self.timeout, "data": str(self.data) if self.data else None}
+
+
+def resolve_models(names: tuple[str, ...]) -> list[ModelInfo]:
+    """Names or aliases -> models in the paper's row order (registry lookups only: no torch)."""
+    from edgefer.train.registry import canonical_name, list_models
+
+    entries = {e.name: e for e in list_models()}
+    models: dict[str, ModelInfo] = {}
+    for name in names:
+        key = canonical_name(name)
+        row = paper_row(key)
+        models[key] = ModelInfo(key, row.name if row else key, entries[key].params)
+    return sorted(models.values(), key=lambda m: (paper_order(m.name), -m.params))
+
+
+def cells_for(request: BenchRequest, model: ModelInfo, backend: BenchBackend) -> list[Cell]:
+    """Every cell of one (model, backend), ordered so each (precision, threads) loads once."""
+    return [Cell(model, backend, precision, batch, threads)
+            for precision in request.precisions
+            for threads in request.threads
+            for batch in request.batches_for(model)]
+
+
+def with_artifact(cell: Cell, artifact: ArtifactInfo | None) -> Cell:
+    return replace(cell, artifact=artifact)

@@ -1,0 +1,152 @@
+"""What a bench run writes: one Record per (model, backend, precision, batch, threads) cell, in schema 1 JSON.
+
+``{"schema": 1, "machine": {...}, "options": {...}, "records": [...]}``; readers ignore keys they do
+not know, so later schema-1 writers may add fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from edgefer.bench.harness import Timing
+from edgefer.bench.machine import Machine
+from edgefer.errors import InputError
+from edgefer.fileio import atomic_write_text
+
+SCHEMA = 1
+
+#: ok: measured and valid; invalid: measured, minimum count/duration not reached; failed: error,
+#: crash or timeout; unavailable: backend or device not here; unsupported: precision not offered.
+STATUSES = ("ok", "invalid", "failed", "unavailable", "unsupported")
+
+
+@dataclass(frozen=True)
+class Parity:
+    """The artifact as run by this backend, against the PyTorch model on real face crops."""
+
+    max_abs_diff: float
+    top1_agreement: float
+    samples: int
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GpuSplit:
+    """Medians of GPU-event times per call, milliseconds: host-to-device copy, compute, device-to-host."""
+
+    h2d_ms: float
+    compute_ms: float
+    d2h_ms: float
+
+
+@dataclass
+class Record:
+    model: str
+    backend: str
+    precision: str
+    batch: int
+    threads: int
+    status: str
+    paper_name: str = ""
+    params: int = 0
+    device: str = ""
+    runtime_precision: str = ""
+    format: str = ""
+    artifact: str = ""
+    size_mb: float | None = None
+    reason: str = ""
+    timing: Timing | None = None
+    load_seconds: float | None = None
+    compile_seconds: float | None = None
+    first_call_ms: float | None = None
+    build_seconds: float | None = None
+    peak_rss_mb: float | None = None
+    gpu_ms: GpuSplit | None = None
+    parity: Parity | None = None
+    accuracy: float | None = None
+    accuracy_samples: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> bool:
+        return self.timing is not None and self.status in ("ok", "invalid")
+
+    @property
+    def per_image_ms(self) -> float | None:
+        return self.timing.median / self.batch if self.timing else None
+
+    @property
+    def throughput_ips(self) -> float | None:
+        return self.batch * 1e3 / self.timing.mean if self.timing and self.timing.mean > 0 else None
+
+    def to_dict(self) -> dict[str, object]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "timing"}
+        for key in ("gpu_ms", "parity"):
+            data[key] = asdict(data[key]) if data[key] is not None else None
+        t = self.timing
+        data["latency_ms"] = None if t is None else {
+            "median": t.median, "p90": t.p90, "p99": t.p99, "mean": t.mean, "std": t.std, "min": t.min,
+            "max": t.max, "cv": t.cv}
+        data["per_image_ms"] = self.per_image_ms
+        data["throughput_ips"] = self.throughput_ips
+        data["run"] = None if t is None else {
+            "iterations": t.iterations, "seconds": t.seconds, "warmup_iterations": t.warmup_iterations,
+            "warmup_seconds": t.warmup_seconds, "valid": t.valid, "invalid_reason": t.invalid_reason}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Record:
+        known = {f.name for f in fields(cls)} - {"timing", "gpu_ms", "parity"}
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        record.gpu_ms = GpuSplit(**data["gpu_ms"]) if data.get("gpu_ms") else None
+        record.parity = Parity(**data["parity"]) if data.get("parity") else None
+        latency, run = data.get("latency_ms"), data.get("run")
+        if latency and run:
+            record.timing = Timing(
+                median=latency["median"], p90=latency.get("p90"), p99=latency.get("p99"), mean=latency["mean"],
+                std=latency.get("std", 0.0), min=latency.get("min", latency["median"]),
+                max=latency.get("max", latency["median"]), iterations=run["iterations"], seconds=run["seconds"],
+                warmup_iterations=run.get("warmup_iterations", 0), warmup_seconds=run.get("warmup_seconds", 0.0),
+                valid=run["valid"], invalid_reason=run.get("invalid_reason", ""))
+        return record
+
+
+@dataclass
+class BenchResult:
+    """One bench run on one machine."""
+
+    machine: Machine
+    records: list[Record]
+    options: dict[str, object] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    source: str = ""  # the file it was read from, for messages
+
+    def to_dict(self) -> dict[str, object]:
+        return {"schema": SCHEMA, "machine": self.machine.to_dict(), "options": self.options,
+                "wall_seconds": self.wall_seconds, "records": [r.to_dict() for r in self.records]}
+
+    def write(self, path: str | os.PathLike) -> Path:
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def read_result(path: str | os.PathLike) -> BenchResult:
+    """A schema-1 result file; InputError naming the file when it is not one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such result file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: not a readable bench result ({err})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise InputError(f"{path}: not an edgefer bench result of schema {SCHEMA} (found {found!r})")
+    try:
+        machine = Machine.from_dict(data["machine"])
+        records = [Record.from_dict(r) for r in data["records"]]
+    except (KeyError, TypeError) as err:
+        raise InputError(f"{path}: broken bench result ({type(err).__name__}: {err})") from None
+    return BenchResult(machine, records, data.get("options", {}), data.get("wall_seconds", 0.0), str(path))

@@ -1,0 +1,133 @@
+"""`edgefer report`: merge result files from several machines into Markdown, CSV and a plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgefer.bench.records import BenchResult, read_result
+from edgefer.bench.table import Table, Value, backends_table, latency_table, throughput_table
+from edgefer.errors import InputError
+from edgefer.fileio import atomic_write_text
+
+LIBRARIES = ("onnxruntime", "openvino", "torch", "tensorrt")
+RECORD_COLUMNS = ("machine", "model", "backend", "device", "precision", "runtime_precision", "batch", "threads",
+                  "status", "params", "format", "size_mb", "per_image_ms", "throughput_ips", "median_ms", "p90_ms",
+                  "p99_ms", "mean_ms", "std_ms", "iterations", "seconds", "load_seconds", "compile_seconds",
+                  "first_call_ms", "peak_rss_mb", "h2d_ms", "compute_ms", "d2h_ms", "parity_max_abs_diff",
+                  "parity_top1", "accuracy", "accuracy_samples", "reason")
+
+
+@dataclass
+class Report:
+    results: list[BenchResult]
+    machines: Table
+    latency: Table
+    throughput: Table | None
+    backends: Table
+
+    @classmethod
+    def of(cls, results: Sequence[BenchResult]) -> Report:
+        if not results:
+            raise InputError("no result files given")
+        return cls(list(results), machines_table(results), latency_table(results), throughput_table(results),
+                   backends_table(results))
+
+    @property
+    def tables(self) -> list[Table]:
+        return [t for t in (self.machines, self.latency, self.throughput, self.backends) if t is not None]
+
+    def markdown(self, plot: str | None = None) -> str:
+        parts = ["# edgefer bench", ""]
+        parts += [render_markdown(table) for table in self.tables]
+        if plot:
+            parts.append(f"![latency vs parameters]({plot})\n")
+        return "\n".join(parts)
+
+
+def read_results(paths: Sequence[str | os.PathLike]) -> list[BenchResult]:
+    return [read_result(p) for p in paths]
+
+
+def machines_table(results: Sequence[BenchResult]) -> Table:
+    headers = ["machine", "cpu", "cores", "memory GB", "gpu", "driver", *LIBRARIES, "load start/end", "wall s"]
+    table = Table("Machines", headers, numeric={2, 3, len(headers) - 1})
+    for result in results:
+        m = result.machine
+        versions = [Value(m.libraries.get(lib) or "-") for lib in LIBRARIES]
+        table.rows.append([Value(m.name), Value(m.cpu), Value(str(m.cores), m.cores),
+                           Value(f"{m.memory_gb:g}" if m.memory_gb else "-", m.memory_gb),
+                           Value(", ".join(m.gpus) or "-"), Value(m.gpu_driver or "-"), *versions,
+                           Value(_loads(m.load_average, m.load_average_end)),
+                           Value(f"{result.wall_seconds:.0f}", result.wall_seconds)])
+    return table
+
+
+def _loads(start: list[float], end: list[float]) -> str:
+    """The 1-minute load average when the run started and ended."""
+    return " / ".join(f"{v[0]:g}" if v else "-" for v in (start, end))
+
+
+def render_markdown(table: Table) -> str:
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [f"## {table.title}", "", "| " + " | ".join(escape(h) for h in table.headers) + " |",
+             "| " + " | ".join("---:" if i in table.numeric else "---" for i in range(len(table.headers))) + " |"]
+    lines += ["| " + " | ".join(escape(v.text) for v in row) + " |" for row in table.rows]
+    if table.notes:
+        lines += [""] + [f"{i}. {escape(note)}" for i, note in enumerate(table.notes, 1)]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(table: Table) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table.headers)
+    for row in table.rows:
+        writer.writerow([v.number if v.number is not None else v.text for v in row])
+    return buffer.getvalue()
+
+
+def records_csv(results: Sequence[BenchResult]) -> str:
+    """Every record of every machine, one row each (long format, for a spreadsheet or pandas)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, RECORD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        for r in result.records:
+            t, g, p = r.timing, r.gpu_ms, r.parity
+            writer.writerow({
+                "machine": result.machine.name, "model": r.model, "backend": r.backend, "device": r.device,
+                "precision": r.precision, "runtime_precision": r.runtime_precision, "batch": r.batch,
+                "threads": r.threads, "status": r.status, "params": r.params, "format": r.format,
+                "size_mb": r.size_mb, "per_image_ms": r.per_image_ms, "throughput_ips": r.throughput_ips,
+                "median_ms": t and t.median, "p90_ms": t and t.p90, "p99_ms": t and t.p99, "mean_ms": t and t.mean,
+                "std_ms": t and t.std, "iterations": t and t.iterations, "seconds": t and t.seconds,
+                "load_seconds": r.load_seconds, "compile_seconds": r.compile_seconds,
+                "first_call_ms": r.first_call_ms, "peak_rss_mb": r.peak_rss_mb, "h2d_ms": g and g.h2d_ms,
+                "compute_ms": g and g.compute_ms, "d2h_ms": g and g.d2h_ms,
+                "parity_max_abs_diff": p and p.max_abs_diff, "parity_top1": p and p.top1_agreement,
+                "accuracy": r.accuracy, "accuracy_samples": r.accuracy_samples, "reason": r.reason})
+    return buffer.getvalue()
+
+
+def write_report(report: Report, out: Path, plot: bool = True) -> list[Path]:
+    """report.md, latency.csv, throughput.csv (when measured), records.csv and latency.png in ``out``."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    written = []
+    if plot:
+        from edgefer.bench.plot import plot_latency
+
+        written.append(plot_latency(report.results, out / "latency.png"))
+    written.append(atomic_write_text(out / "report.md", report.markdown("latency.png" if plot else None)))
+    written.append(atomic_write_text(out / "latency.csv", render_csv(report.latency)))
+    if report.throughput is not None:
+        written.append(atomic_write_text(out / "throughput.csv", render_csv(report.throughput)))
+    written.append(atomic_write_text(out / "records.csv", records_csv(report.results)))
+    return written
