@@ -41,18 +41,16 @@ class LabelledCrops:
 
 def labelled_images(folder: str | os.PathLike) -> list[tuple[Path, int]]:
     """(image, label index) for every image under ``folder/<label>/``; InputError for anything else."""
-    from edgefer.convert.calibration import IMAGE_SUFFIXES
+    from edgefer.convert import calibration
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: --data must be a folder with one sub-folder per label")
-    classes = sorted(p for p in folder.iterdir() if p.is_dir())
-    unknown = [p.name for p in classes if p.name not in LABELS]
+    unknown = [p.name for p in folder.iterdir() if p.is_dir() and p.name not in LABELS]
     if unknown:
-        raise InputError(f"{folder}: sub-folders {', '.join(unknown)} are not labels; expected names from "
-                         f"{', '.join(LABELS)}")
-    items = [(p, LABELS.index(c.name)) for c in classes for p in sorted(c.rglob("*"))
-             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        raise InputError(f"{folder}: sub-folders {', '.join(sorted(unknown))} are not labels; expected names "
+                         f"from {', '.join(LABELS)}")
+    items = calibration.labelled_images(folder)
     if not items:
         raise InputError(f"{folder}: no images in its label sub-folders ({', '.join(LABELS)})")
     return items
@@ -60,18 +58,9 @@ def labelled_images(folder: str | os.PathLike) -> list[tuple[Path, int]]:
 
 def load_labelled_folder(folder: str | os.PathLike, size: int = 84) -> LabelledCrops:
     """One face crop per image, as ``Recognizer.predict`` would take it, with its label."""
-    from edgefer.preprocess import FaceDetector, faces_to_batch, read_image
+    from edgefer.convert.calibration import labelled_crops
 
-    detector = FaceDetector()
-    crops, labels = [], []
-    for path, label in labelled_images(folder):
-        image = read_image(path)
-        batch = faces_to_batch(image, detector, size)
-        if not batch.boxes:
-            batch = faces_to_batch(image, None, size)
-        crops.append(batch.pixels[0])
-        labels.append(label)
-    return LabelledCrops(np.stack(crops).astype(np.float32), np.asarray(labels, dtype=np.int64))
+    return LabelledCrops(*labelled_crops(labelled_images(folder), size))
 
 
 def model_input(crops: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:

@@ -7,6 +7,7 @@ import os
 import platform
 import socket
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from edgefer.sysinfo import SystemInfo, cpu_flags, detect
 
@@ -30,6 +31,8 @@ class Machine:
     gpu_driver: str | None = None
     libraries: dict[str, str | None] = field(default_factory=dict)
     backends: list[dict[str, object]] = field(default_factory=list)
+    edgefer_version: str | None = None
+    git_sha: str | None = None  # of the edgefer source tree, "+dirty" when it has local changes
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -46,7 +49,8 @@ def describe_machine(system: SystemInfo, name: str | None = None) -> Machine:
         name=name or socket.gethostname(), cpu=system.cpu, cores=system.cores, platform=system.platform,
         python=system.python, memory_gb=_memory_gb(), cpu_flags=_cpu_flags(), governor=_governor(),
         load_average=load_average(), gpus=system.gpus, gpu_driver=nvidia_driver(),
-        libraries=system.libraries, backends=[asdict(b) for b in system.backends])
+        libraries=system.libraries, backends=[asdict(b) for b in system.backends],
+        edgefer_version=_edgefer_version(), git_sha=git_sha())
 
 
 def detect_machine(name: str | None = None) -> Machine:
@@ -69,6 +73,29 @@ def _governor() -> str | None:
         with open("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", encoding="utf-8") as handle:
             return handle.read().strip()
     return None
+
+
+def _edgefer_version() -> str | None:
+    from edgefer._version import __version__
+
+    return __version__
+
+
+def git_sha() -> str | None:
+    """The commit of the edgefer source tree this runs from; None for an installed wheel or without git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def load_average() -> list[float]:

@@ -56,6 +56,7 @@ class Record:
     runtime_precision: str = ""
     format: str = ""
     artifact: str = ""
+    artifact_sha256: str = ""  # of the file the backend ran (an IR's .xml; its .bin is in size_mb)
     size_mb: float | None = None
     reason: str = ""
     timing: Timing | None = None

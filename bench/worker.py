@@ -4,8 +4,9 @@ Isolation is the point: a runtime that crashes or hangs takes down this process 
 supervisor turns that into failed records. Results go to the job's ``out`` file as JSON lines,
 one per finished unit, flushed at once.
 
-``EDGEFER_BENCH_FAULT=<backend>:crash|hang`` makes the worker of that backend abort or hang before
-it loads anything: the test suite's way to prove that a real crash or hang is contained.
+``EDGEFER_BENCH_FAULT=<backend>:crash|segfault|hang`` makes the worker of that backend abort
+(SIGABRT), die of a real SIGSEGV, or hang before it loads anything: the test suite's way to prove
+that a crash or hang of a runtime is contained. Only the worker reads it; it is not an option.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -89,6 +91,7 @@ def _time_cell(runner, cell: Cell, job: TimeJob, parity: Parity | None, accuracy
     record.runtime_precision, record.device = runner.precision, runner.device
     record.load_seconds, record.parity, record.extra = runner.load_seconds, parity, dict(runner.extra)
     record.accuracy, record.accuracy_samples = accuracy if accuracy else (None, 0)
+    record.artifact_sha256 = _sha256(cell.artifact.path) if cell.artifact else ""
     try:
         pixels = inputs(cell.batch, runner.input_shape)
         call = runner.bind(pixels)
@@ -117,7 +120,8 @@ def _quality(runner, job: TimeJob, precision: str) -> tuple[Parity | None, tuple
     if job.reference:
         with np.load(job.reference) as ref:
             pixels, logits = ref["pixels"], ref["logits"]
-        report = compare(logits, runner.infer(pixels), precision if precision in TOLERANCES else "fp16")
+        report = compare(logits, runner.infer(pixels), precision if precision in TOLERANCES else "fp16",
+                         BY_NAME[job.backend].format)
         parity = Parity(report.max_abs_diff, report.top1_agreement, report.samples, report.passed)
     if job.data:
         data = LabelledCrops.load(job.data)
@@ -152,12 +156,27 @@ def peak_rss_mb() -> float | None:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
 def _inject_fault(backend: str) -> None:
     target, _, fault = os.environ.get(FAULT_ENV, "").partition(":")
     if target != backend:
         return
     if fault == "crash":
         os.abort()
+    if fault == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
     if fault == "hang":
         time.sleep(10**6)
 

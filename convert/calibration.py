@@ -50,6 +50,48 @@ def crops_from_folder(folder: str | os.PathLike, limit: int = 512, size: int = 8
     return np.stack(crops[:limit])
 
 
+def labelled_images(folder: str | os.PathLike) -> list[tuple[Path, int]] | None:
+    """(image, label index) for a folder-per-class layout (every sub-folder named as a label, e.g.
+    ``happy/``); None when ``folder`` is not laid out so (then its images are unlabelled faces)."""
+    from edgefer.spec import LABELS
+
+    classes = sorted(p for p in Path(folder).iterdir() if p.is_dir())
+    if not classes or any(c.name not in LABELS for c in classes):
+        return None
+    items = [(p, LABELS.index(c.name)) for c in classes for p in sorted(c.rglob("*"))
+             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return items or None
+
+
+def labelled_crops(items: list[tuple[Path, int]], size: int = 84) -> tuple[np.ndarray, np.ndarray]:
+    """One crop per image as ``Recognizer.predict`` takes it (first face, or the whole image when the
+    detector finds none), and the labels: (N, 1, S, S) float32, (N,) int64."""
+    detector = FaceDetector()
+    crops = []
+    for path, _ in items:
+        image = read_image(path)
+        batch = faces_to_batch(image, detector, size)
+        if not batch.boxes:
+            batch = faces_to_batch(image, None, size)
+        crops.append(batch.pixels[0])
+    return np.stack(crops).astype(np.float32), np.asarray([label for _, label in items], dtype=np.int64)
+
+
+def labelled_split(folder: str | os.PathLike, limit: int = 2048
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For a labelled folder: crops to calibrate on, and held-out crops with their labels (every fourth
+    image, as :func:`calibration_and_validation` holds out); None for an unlabelled folder."""
+    items = labelled_images(folder)
+    if items is None:
+        return None
+    crops, labels = labelled_crops(items[:limit])
+    held_out = np.zeros(len(crops), bool)
+    held_out[::4] = True
+    if len(crops) < 8:
+        return crops, crops, labels
+    return crops[~held_out], crops[held_out], labels[held_out]
+
+
 def builtin_crops(count: int = 128, seed: int = 0, size: int = 84) -> np.ndarray:
     """``count`` varied crops of the bundled real face, deterministic for a seed.
 

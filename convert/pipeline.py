@@ -5,17 +5,17 @@ PyTorch model on real face crops, and moved into the output folder only when it 
 from __future__ import annotations
 
 import shutil
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from edgefer.convert.calibration import calibration_and_validation
-from edgefer.convert.parity import ParityReport, compare
+from edgefer.convert.calibration import calibration_and_validation, labelled_split
+from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio, compare
 from edgefer.convert.sources import Source, load_source
 from edgefer.errors import BackendUnavailable, InputError, ModelError
+from edgefer.fileio import fsync_dir, fsync_file, make_staging_dir
 from edgefer.runtime.registry import open_backend
 
 FORMATS = ("onnx", "openvino", "tensorrt")
@@ -43,6 +43,7 @@ class Artifact:
     path: Path
     size_bytes: int = 0
     parity: ParityReport | None = None
+    accuracy: AccuracyReport | None = None  # against the PyTorch (FP32) model, when --calib has labels
     runtime_precision: str = ""
     status: str = "pending"  # "written" or "failed"
     reason: str = ""
@@ -51,7 +52,8 @@ class Artifact:
         return {"format": self.format, "precision": self.precision, "path": str(self.path),
                 "size_bytes": self.size_bytes, "runtime_precision": self.runtime_precision,
                 "status": self.status, "reason": self.reason,
-                "parity": self.parity.to_dict() if self.parity else None}
+                "parity": self.parity.to_dict() if self.parity else None,
+                "accuracy": asdict(self.accuracy) if self.accuracy else None}
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -106,18 +108,20 @@ def convert(request: ConvertRequest, progress=print) -> list[Artifact]:
     validate(request)
     source = load_source(request.model)
     spec = source.spec
-    calibration, validation = (model_input(c, spec.channels, spec.input_size)
-                               for c in calibration_and_validation(request.calib))
+    calibration, validation, labels = _crops(request.calib)
+    calibration, validation = (model_input(c, spec.channels, spec.input_size) for c in (calibration, validation))
     reference = _reference_logits(source, validation)
-    staging = Path(tempfile.mkdtemp(prefix=".edgefer-convert-", dir=_existing_parent(request.out)))
+    staging = make_staging_dir(_existing_parent(request.out), ".edgefer-convert-")
     try:
         fp32_onnx = _export_onnx(source, request, staging)
         base = _base_onnx(source, request, fp32_onnx, calibration, staging, progress)
         artifacts = []
         for fmt in request.formats:
             artifact = _build(fmt, source, request, base, staging)
-            _gate(artifact, validation, reference, request.batch)
+            _gate(artifact, validation, reference, request.batch, labels)
             progress(f"{fmt} {request.precision}: {artifact.parity.summary() if artifact.parity else artifact.reason}")
+            if artifact.accuracy:
+                progress(f"{fmt} {request.precision}: {artifact.accuracy.summary()}")
             if artifact.status == "failed":
                 artifact.path = request.out / artifact.path.name
             else:
@@ -127,6 +131,16 @@ def convert(request: ConvertRequest, progress=print) -> list[Artifact]:
         return artifacts
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _crops(calib: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Calibration crops, validation crops and, for a labelled folder (one sub-folder per label), the
+    validation labels: then every artifact must keep 99% of the FP32 model's accuracy (MLPerf's rule)."""
+    labelled = labelled_split(calib) if calib is not None else None
+    if labelled is not None:
+        return labelled
+    calibration, validation = calibration_and_validation(calib)
+    return calibration, validation, None
 
 
 def _reference_logits(source: Source, pixels: np.ndarray) -> np.ndarray:
@@ -221,7 +235,8 @@ def _onnx_artifact(base_onnx: Path, target: Path, spec) -> None:
         shutil.copyfile(base_onnx, target)
 
 
-def _gate(artifact: Artifact, validation: np.ndarray, reference: np.ndarray, batch: int | None) -> None:
+def _gate(artifact: Artifact, validation: np.ndarray, reference: np.ndarray, batch: int | None,
+          labels: np.ndarray | None = None) -> None:
     if artifact.status == "failed":
         return
     try:
@@ -232,10 +247,14 @@ def _gate(artifact: Artifact, validation: np.ndarray, reference: np.ndarray, bat
     except Exception as err:  # noqa: BLE001
         artifact.status, artifact.reason = "failed", f"could not run: {type(err).__name__}: {err}"
         return
-    artifact.parity = compare(reference, logits, artifact.precision)
+    artifact.parity = compare(reference, logits, artifact.precision, artifact.format)
     artifact.size_bytes = _size(artifact.path)
+    if labels is not None:
+        artifact.accuracy = accuracy_ratio(labels, reference, logits)
     if not artifact.parity.passed:
         artifact.status, artifact.reason = "failed", f"parity gate: {artifact.parity.summary()}"
+    elif artifact.accuracy and not artifact.accuracy.passed:
+        artifact.status, artifact.reason = "failed", f"accuracy gate: {artifact.accuracy.summary()}"
 
 
 def _run_chunked(backend, pixels: np.ndarray, batch: int | None) -> np.ndarray:
@@ -261,8 +280,17 @@ def _size(path: Path) -> int:
 
 
 def _publish(path: Path, out: Path) -> Path:
-    """Move an artifact (companions first, main file last) from staging into ``out``."""
+    """Move an artifact from staging into ``out``: a kill at any moment leaves the old artifact, none or the new one.
+
+    Every part is fsynced first. The old main file goes before any new part lands (so an old .xml never
+    meets a new .bin, nor an old plan a new sidecar); then the companions move, and the main file last.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    for part in [*companions(path), path]:
+    parts = [*companions(path), path]
+    for part in parts:
+        fsync_file(part)
+    (out / path.name).unlink(missing_ok=True)
+    for part in parts:
         part.replace(out / part.name)
+    fsync_dir(out)
     return out / path.name

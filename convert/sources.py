@@ -9,15 +9,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgefer.errors import ModelError
+from edgefer.errors import ModelError, UnsafeModelError
 from edgefer.spec import ModelSpec
 from edgefer.train.checkpoint import load_weights
 from edgefer.train.registry import TEACHER, canonical_name, create_model
+from edgefer.train.safe_load import load_torch_file
 from edgefer.zoo import PRETRAINED
 
 #: The teacher sees the face crop as a 3-channel 299x299 image (Inception v3's native size).
 TEACHER_SPEC = ModelSpec(input_size=299, channels=3, preprocessing="haar-crop-256-center224-299-gray3")
 RANDOM_SEED = 0
+PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ def load_source(model: str) -> Source:
         return _from_checkpoint(PRETRAINED[model].safetensors, model)
     path = Path(model)
     if path.suffix:
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            _refuse_if_unsafe(path)
         if path.suffix.lower() != ".safetensors":
             raise ModelError(f"{path}: unsupported checkpoint type {path.suffix!r}, expected a "
                              ".safetensors file written by edgefer train")
@@ -45,6 +49,16 @@ def load_source(model: str) -> Source:
     base = TEACHER_SPEC if name == TEACHER else ModelSpec()
     spec = replace(base, model=name, source=f"random initialisation (torch seed {RANDOM_SEED})")
     return Source(module, spec, name)
+
+
+def _refuse_if_unsafe(path: Path) -> None:
+    """A pickle that would run code is refused as unsafe (exit 3); any other one is just not what convert reads."""
+    try:
+        load_torch_file(path, "a PyTorch checkpoint")
+    except UnsafeModelError:
+        raise
+    except ModelError:
+        pass
 
 
 def _from_checkpoint(path: Path, name: str) -> Source:

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from edgefer.cli_bench import bench, report
+from edgefer.cli_study import study_app
 from edgefer.cli_train import train_app
 from edgefer.errors import BackendUnavailable, EdgeferError, InputError, QualityError
 
@@ -38,6 +39,21 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
                                  f"pip install 'edgefer[{extra}]'") from None
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries print straight to file descriptor 2 (libpng's "libpng error: ...") to
+    /dev/null meanwhile: edgefer's own one-line error says what went wrong."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
     typer.echo(f"edgefer: error: {' '.join(message.split())}", err=True)
@@ -56,13 +72,20 @@ def predict(
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Recognise the facial expression of every face in the images."""
+    """Recognise the facial expression of every face in the images, left to right in each.
+
+    A missing, truncated, corrupt or oversized image (over $EDGEFER_MAX_IMAGE_PIXELS, default
+    89,478,485 pixels) stops the run with exit code 2 and one line naming the file.
+    """
+    from edgefer.imagefile import read_image
     from edgefer.runtime import Recognizer
 
     recognizer = Recognizer(model, backend=backend, threads=threads, device=device)
     results = []
     for image in images:
-        faces = recognizer.predict(image, detect=not no_detect)
+        with native_stderr_silenced():
+            frame = read_image(image)
+        faces = recognizer.predict(frame, detect=not no_detect)
         results.append({"image": str(image), "faces": [face.to_dict() for face in faces]})
         if not as_json:
             _print_faces(str(image), faces)
@@ -165,6 +188,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
 app.command()(bench)
 app.command()(report)
 app.add_typer(train_app, name="train")
+app.add_typer(study_app, name="study")
 
 
 def main() -> None:

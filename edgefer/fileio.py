@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,3 +64,32 @@ def fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def make_staging_dir(parent: Path, prefix: str) -> Path:
+    """A new temp folder in ``parent`` named ``PREFIX<pid>-...``, after removing those that dead processes left.
+
+    A ``kill -9`` skips every cleanup; the next run tidies up after it.
+    """
+    remove_stale_staging(parent, prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+
+
+def remove_stale_staging(parent: Path, prefix: str) -> None:
+    """Delete ``parent/PREFIX<pid>-*`` folders whose process is gone."""
+    for folder in Path(parent).glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # signal 0 is CTRL_C_EVENT there: never guess, keep the folder
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -8,7 +8,7 @@ resized to 84x84 and converted to gray; pixels stay in 0..255 as float32.
 
 from __future__ import annotations
 
-import functools
+import logging
 import math
 import os
 import threading
@@ -17,87 +17,91 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.errors import InputError
+from edgefer.errors import InputError, InvalidFrameError
+from edgefer.imagefile import check_pixel_count, opencv, read_image  # noqa: F401 - read_image re-exported
+
+LOG = logging.getLogger(__name__)
 
 CROP_SIZE = 256
 CROP_OFFSET = 32
 HAAR_SCALE_FACTOR = 1.3
 HAAR_MIN_NEIGHBORS = 5
-#: Images larger than this many pixels are refused (decompression bombs, runaway frames).
-MAX_PIXELS = 1 << 27
+#: Face boxes narrower or shorter than this (after clipping to the frame) are skipped.
+MIN_FACE_SIZE = 16
 
 Box = tuple[int, int, int, int]
 
-
-@functools.cache
-def _cv2():
-    import cv2
-
-    # Decoder warnings ("PNG input buffer is incomplete") would add lines to edgefer's own errors.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    return cv2
+_cv2 = opencv
+_LAYOUTS = "HxW (gray), HxWx1, HxWx3 (BGR or RGB) or HxWx4 (BGRA or RGBA)"
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as 8-bit BGR (EXIF orientation applied, alpha dropped, 16-bit scaled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such image file")
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        raise InputError(f"{path}: empty file, expected an image (PNG, JPEG, BMP, TIFF, WebP)")
-    cv2 = _cv2()
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error as err:
-        raise InputError(f"{path}: cannot decode image ({str(err).strip().splitlines()[-1]})") from None
-    if image is None:
-        raise InputError(f"{path}: not a readable image, expected PNG, JPEG, BMP, TIFF or WebP")
-    return image
+def to_uint8_image(image: np.ndarray, color: str = "bgr", max_pixels: int | None = None) -> np.ndarray:
+    """Validate an array frame and return it as contiguous uint8 BGR (HxWx3) or gray (HxW).
 
-
-def to_uint8_image(image: np.ndarray, color: str = "bgr") -> np.ndarray:
-    """Validate an array image and return it as uint8 BGR (HxWx3) or gray (HxW).
-
-    Accepts HxW, HxWx1, HxWx3 and HxWx4 arrays of uint8, uint16 (scaled down) or float
-    (taken as 0..255, clipped). ``color`` names the channel order of 3/4-channel input.
+    Converted: HxWx1 -> gray; HxWx4 -> alpha dropped; uint16 -> the high byte (value >> 8);
+    bool -> 0/255; other integers and floats are read on the 0..255 scale (floats rounded) and
+    must lie in it (multiply a 0..1 float image by 255 first); non-contiguous views are copied.
+    Refused with InvalidFrameError: None, non-arrays, empty arrays, other ranks or channel counts
+    (HxWx2, CHW, NCHW, batches), NaN/inf, other dtypes, and frames over the pixel cap.
+    ``color`` names the channel order of 3/4-channel input.
     """
+    if image is None:
+        raise InvalidFrameError("image is None (did cv2.imread fail?), expected a numpy array or a file path")
     if not isinstance(image, np.ndarray):
-        raise InputError(f"image must be a numpy array or a file path, got {type(image).__name__}")
+        raise InvalidFrameError(f"image must be a numpy array, a file path or encoded bytes, "
+                                f"got {type(image).__name__}")
     if color not in ("bgr", "rgb"):
         raise InputError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise InputError(f"image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"image is empty (shape {image.shape})")
-    if image.shape[0] * image.shape[1] > MAX_PIXELS:
-        raise InputError(f"image of {image.shape[1]}x{image.shape[0]} pixels exceeds the limit of {MAX_PIXELS}")
-    image = _to_uint8(image)
+    _check_layout(image.shape)
+    check_pixel_count(image.shape[1], image.shape[0], "image", max_pixels, InvalidFrameError)
+    image = np.ascontiguousarray(_to_uint8(image))
     cv2 = _cv2()
     if image.ndim == 3 and image.shape[2] == 4:
         code = cv2.COLOR_BGRA2BGR if color == "bgr" else cv2.COLOR_RGBA2BGR
         image = cv2.cvtColor(image, code)
     elif image.ndim == 3 and color == "rgb":
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    return np.ascontiguousarray(image)
+    return image
+
+
+def _check_layout(shape: tuple[int, ...]) -> None:
+    """Refuse shapes that are not one frame, with a hint for the usual mix-ups."""
+    if len(shape) == 4:
+        hint = "an NCHW batch" if shape[1] in (1, 3, 4) else "a batch"
+        raise InvalidFrameError(f"image shape {shape} looks like {hint}; pass one {_LAYOUTS} frame "
+                                "(predict_many takes several)")
+    if len(shape) == 3 and shape[2] not in (3, 4):
+        hint = ("CHW (channels first; transpose to HxWxC)" if shape[0] in (1, 3, 4)
+                else f"{shape[2]} channels")
+        raise InvalidFrameError(f"image shape {shape} is {hint}; expected {_LAYOUTS}")
+    if len(shape) not in (2, 3):
+        raise InvalidFrameError(f"image shape {shape} has {len(shape)} dimensions; expected {_LAYOUTS}")
+    if shape[0] < 1 or shape[1] < 1:
+        raise InvalidFrameError(f"image is empty (shape {shape})")
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
+    kind = image.dtype.kind
     if image.dtype == np.uint8:
         return image
-    if image.dtype == np.uint16:
+    if kind == "u" and image.dtype.itemsize == 2:  # 16-bit camera or PNG data
         return (image >> 8).astype(np.uint8)
-    if image.dtype == np.bool_:
+    if kind == "b":
         return image.astype(np.uint8) * 255
-    if np.issubdtype(image.dtype, np.floating):
+    if kind == "f":
         if not np.isfinite(image).all():
-            raise InputError("image holds NaN or infinite values")
-        return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    if np.issubdtype(image.dtype, np.integer):
-        return np.clip(image, 0, 255).astype(np.uint8)
-    raise InputError(f"image dtype {image.dtype} unsupported, expected uint8, uint16 or float")
+            raise InvalidFrameError("image holds NaN or infinite values")
+        image = np.rint(image)
+    elif kind not in "ui":
+        raise InvalidFrameError(f"image dtype {image.dtype} unsupported, expected uint8, uint16, "
+                                "another integer or float type")
+    low, high = image.min(), image.max()
+    if low < 0 or high > 255:
+        raise InvalidFrameError(f"{image.dtype} image values run from {low:g} to {high:g}, expected 0..255 "
+                                "(multiply a 0..1 float image by 255)")
+    return image.astype(np.uint8)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -126,11 +130,11 @@ class FaceDetector:
         return classifier
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        """Face boxes (x, y, w, h) in the order OpenCV reports them; [] when none is found."""
+        """Face boxes (x, y, w, h) left to right (by x, then y); [] when none is found."""
         gray = to_gray(image)
         found = self._classifier().detectMultiScale(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors)
-        return [tuple(int(v) for v in box) for box in np.asarray(found).reshape(-1, 4)]
+        return sorted(tuple(int(v) for v in box) for box in np.asarray(found).reshape(-1, 4))
 
 
 def _default_cascade() -> str:
@@ -154,19 +158,58 @@ def crop_face(image: np.ndarray, box: Box | None, size: int = 84) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class SkippedBox:
+    """A given face box that was not classified, and why: "empty" (width or height <= 0),
+    "outside" (no pixel inside the frame) or "too-small" (under MIN_FACE_SIZE once clipped)."""
+
+    box: Box
+    reason: str
+
+
+def clip_box(box: Box, shape: tuple[int, ...], min_size: int = MIN_FACE_SIZE) -> Box | SkippedBox:
+    """``box`` (x, y, w, h) clipped to a frame of ``shape``, or the reason it cannot be used."""
+    try:
+        x, y, w, h = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"face box {box!r} must be four finite numbers (x, y, w, h)") from None
+    if w <= 0 or h <= 0:
+        return SkippedBox((x, y, w, h), "empty")
+    left, top = max(x, 0), max(y, 0)
+    right, bottom = min(x + w, shape[1]), min(y + h, shape[0])
+    if right <= left or bottom <= top:
+        return SkippedBox((x, y, w, h), "outside")
+    if right - left < min_size or bottom - top < min_size:
+        return SkippedBox((x, y, w, h), "too-small")
+    return left, top, right - left, bottom - top
+
+
+@dataclass(frozen=True)
 class CropBatch:
-    """Model-ready crops (N, 1, S, S) float32 and the box each came from (None: whole image)."""
+    """Model-ready crops (N, 1, S, S) float32, the box each came from (None: whole image), and the
+    given boxes that were skipped."""
 
     pixels: np.ndarray
     boxes: list[Box | None]
+    skipped: tuple[SkippedBox, ...] = ()
 
 
-def faces_to_batch(image: np.ndarray, detector: FaceDetector | None, size: int = 84) -> CropBatch:
-    """Detect faces in a validated uint8 image and crop each; detector None means the image is one face."""
-    boxes: list[Box | None] = detector.detect(image) if detector is not None else [None]
-    crops = [crop_face(image, box, size) for box in boxes]
+def faces_to_batch(image: np.ndarray, detector: FaceDetector | None, size: int = 84,
+                   boxes: list[Box] | None = None) -> CropBatch:
+    """Crop each face of a validated uint8 image: the given ``boxes`` (clipped to the frame, unusable
+    ones skipped), else the detector's boxes, else (detector None) the whole image as one face."""
+    skipped: list[SkippedBox] = []
+    if boxes is not None:
+        kept: list[Box | None] = []
+        for box in boxes:
+            clipped = clip_box(box, image.shape)
+            (skipped if isinstance(clipped, SkippedBox) else kept).append(clipped)
+        for skip in skipped:
+            LOG.info("face box %s skipped: %s", skip.box, skip.reason)
+    else:
+        kept = detector.detect(image) if detector is not None else [None]
+    crops = [crop_face(image, box, size) for box in kept]
     pixels = np.stack(crops)[:, None] if crops else np.zeros((0, 1, size, size), np.float32)
-    return CropBatch(pixels, boxes)
+    return CropBatch(pixels, kept, tuple(skipped))
 
 
 def crops_to_batch(crops: np.ndarray, size: int = 84) -> np.ndarray:
@@ -175,7 +218,7 @@ def crops_to_batch(crops: np.ndarray, size: int = 84) -> np.ndarray:
     This is the hot path of ``Recognizer.classify``: float32 input costs one sum and a reshape.
     """
     if not isinstance(crops, np.ndarray):
-        raise InputError(f"face crops must be a numpy array, got {type(crops).__name__}")
+        raise InvalidFrameError(f"face crops must be a numpy array, got {type(crops).__name__}")
     shape = crops.shape
     if crops.ndim == 2:
         crops = crops.reshape(1, 1, *shape)
@@ -184,20 +227,26 @@ def crops_to_batch(crops: np.ndarray, size: int = 84) -> np.ndarray:
     elif crops.ndim == 4 and shape[-1] == 1 and shape[1] != 1:
         crops = crops.reshape(shape[0], 1, shape[1], shape[2])
     if crops.ndim != 4 or crops.shape[1:] != (1, size, size):
-        raise InputError(f"face crops must be {size}x{size} gray, as (S,S), (N,S,S), (N,S,S,1) "
-                         f"or (N,1,S,S); got shape {shape}")
+        raise InvalidFrameError(f"face crops must be {size}x{size} gray, as (S,S), (N,S,S), (N,S,S,1) "
+                                f"or (N,1,S,S); got shape {shape}")
     if crops.dtype != np.float32:
         crops = _crops_as_float32(crops)
     # One sum finds any NaN/inf far faster than isfinite over every pixel.
-    elif not math.isfinite(float(crops.sum())):
-        raise InputError("face crops hold NaN or infinite values")
+    elif not _finite_sum(crops):
+        raise InvalidFrameError("face crops hold NaN or infinite values")
     return crops if crops.flags.c_contiguous else np.ascontiguousarray(crops)
 
 
 def _crops_as_float32(crops: np.ndarray) -> np.ndarray:
-    if crops.dtype == np.bool_ or not np.issubdtype(crops.dtype, np.number):
-        raise InputError(f"face crops dtype {crops.dtype} unsupported, expected uint8 or float")
-    converted = crops.astype(np.float32)
-    if np.issubdtype(crops.dtype, np.floating) and not math.isfinite(float(converted.sum())):
-        raise InputError("face crops hold NaN or infinite values")
+    if crops.dtype.kind not in "uif":
+        raise InvalidFrameError(f"face crops dtype {crops.dtype} unsupported, expected uint8 or float")
+    with np.errstate(over="ignore", invalid="ignore"):  # too-large values become inf, refused below
+        converted = crops.astype(np.float32)
+    if crops.dtype.kind == "f" and not _finite_sum(converted):
+        raise InvalidFrameError("face crops hold NaN or infinite values")
     return converted
+
+
+def _finite_sum(crops: np.ndarray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.isfinite(float(crops.sum()))

@@ -63,7 +63,8 @@ def test_summary_of_known_samples():
     assert timing.p90 == pytest.approx(90.1) and timing.p99 == pytest.approx(99.01)
     assert timing.seconds == pytest.approx(5.050)
     few = summarize([1_000_000] * 10, TimingPlan(min_iters=10, min_seconds=0.0))
-    assert few.valid and few.p90 is None and few.p99 is None  # too few samples for a tail
+    assert few.p90 is None and few.p99 is None  # too few samples for a tail, so the run is invalid
+    assert not few.valid and "10 samples < 64 needed for p90" in few.invalid_reason
 
 
 def test_harness_marks_a_capped_run_invalid():
@@ -114,14 +115,20 @@ def test_harness_overhead_is_negligible_against_a_bare_session():
 
 @pytest.fixture(scope="module")
 def run_json(tmp_path_factory) -> Path:
-    """MicroExpNet on torch, ONNX Runtime, OpenVINO and TensorRT (absent here), batch 1 and 8, via the CLI."""
+    """MicroExpNet on torch, ONNX Runtime, OpenVINO and TensorRT (absent here), batch 1 and 8, via the CLI.
+
+    TensorRT is named, so where it is unavailable the run exits 5, after writing every record and the tables."""
     pytest.importorskip("openvino")
+    from edgefer.sysinfo import detect
+
     folder = tmp_path_factory.mktemp("bench")
     out = folder / "run.json"
     result = cli("bench", "--models", "microexpnet", "--backends", "torch,onnxruntime,openvino,tensorrt",
                  "--batch", "1,8", "--duration", "0.1", "--min-iters", "100", "--json", out, "--work", folder / "work",
                  "--machine", "box-a")
-    assert result.exit_code == 0, result.output
+    trt_here = any(b.name == "tensorrt" and b.available for b in detect(include_torch=False).backends)
+    assert result.exit_code == (0 if trt_here else 5), result.output
+    assert trt_here or "backend tensorrt unavailable here" in result.output
     assert "Per-image latency at batch 1" in result.output
     return out
 
@@ -197,13 +204,17 @@ def _work_copy(run_json: Path, tmp_path: Path) -> Path:
     return work
 
 
-def test_crashing_worker_gives_failed_records_and_the_run_goes_on(run_json, tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGEFER_BENCH_FAULT", "openvino:crash")
+@pytest.mark.parametrize("fault,signal_name", [("crash", "SIGABRT"), ("segfault", "SIGSEGV")])
+def test_crashing_worker_gives_failed_records_and_the_run_goes_on(run_json, tmp_path, monkeypatch, fault,
+                                                                  signal_name):
+    """The worker process really dies (abort(), or a SIGSEGV as a broken runtime gives): EDGEFER_BENCH_FAULT."""
+    monkeypatch.setenv("EDGEFER_BENCH_FAULT", f"openvino:{fault}")
     plan = TimingPlan(warmup_iters=1, warmup_seconds=0.0, min_iters=10**7, min_seconds=0.0, max_seconds=0.1)
     request = BenchRequest(models=("microexpnet",), backends="onnxruntime,openvino", batches=(1,), plan=plan,
                            work=_work_copy(run_json, tmp_path))
     records = {r.backend: r for r in run_bench(request).records}
-    assert records["openvino"].status == "failed" and "crashed" in records["openvino"].reason
+    assert records["openvino"].status == "failed" and f"crashed ({signal_name})" in records["openvino"].reason
+    assert records["openvino"].timing is None
     ort = records["onnxruntime"]  # ran after the crash; its cap came before its minimum count
     assert ort.status == "invalid" and "iterations < minimum" in ort.reason and ort.timing.iterations > 0
 

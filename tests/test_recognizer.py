@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgefer import LABELS, Recognizer
-from edgefer.errors import BackendUnavailable, InputError, ModelError
+from edgefer.errors import InputError, ModelError
 
 
 def test_one_face_in_the_astronaut_photo(recognizer, astronaut_path, reference):
@@ -97,7 +97,7 @@ def test_unknown_model_name():
 
 @pytest.mark.parametrize("content,match", [
     (b"", "empty file"),
-    (b"\x08\x01garbage" * 10, "not a loadable ONNX model"),
+    (b"\x08\x01garbage" * 10, "invalid/truncated ONNX protobuf"),
     (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "Git LFS pointer"),
 ])
 def test_broken_model_files(tmp_path, content, match):
@@ -112,7 +112,7 @@ def test_unknown_file_type_and_backend(tmp_path, recognizer):
     weird.write_bytes(b"x")
     with pytest.raises(ModelError, match="unknown model file type"):
         Recognizer(weird)
-    with pytest.raises(BackendUnavailable, match="unknown backend"):
+    with pytest.raises(InputError, match="unknown backend"):
         Recognizer(recognizer.path, backend="tflite")
 
 

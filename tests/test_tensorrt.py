@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from edgefer.convert.tensorrt_build import build_engine, sidecar_record, tensorrt_available
-from edgefer.errors import BackendUnavailable, InputError, ModelError
+from edgefer.errors import BackendUnavailable, InputError, ModelError, UnsafeModelError
 from edgefer.runtime.registry import backend_class, open_backend
 from edgefer.runtime.tensorrt_backend import TensorRtBackend, check_compatible, read_sidecar, sidecar_path
 from edgefer.spec import ModelSpec
+from edgefer.zoo import pretrained
 
 A100 = {"tensorrt": "10.3.0", "gpu": "NVIDIA A100-SXM4-40GB", "compute_capability": "8.0"}
 UNAVAILABLE = tensorrt_available()
@@ -47,7 +48,7 @@ def test_same_tensorrt_and_gpu_is_compatible():
                                     {"gpu": "NVIDIA A100-PCIE-40GB"}])
 def test_other_tensorrt_or_gpu_is_refused_naming_both(change):
     here = {**A100, **change}
-    with pytest.raises(ModelError) as err:
+    with pytest.raises(BackendUnavailable) as err:  # exit 5: the environment does not match
         check_compatible(Path("model.engine"), A100, here)
     message = str(err.value)
     assert message.startswith("model.engine: built for TensorRT 10.3.0 on NVIDIA A100-SXM4-40GB (sm_80); ")
@@ -86,7 +87,7 @@ def test_sidecar_with_broken_spec_is_model_error(tmp_path):
 def test_changed_plan_is_refused_by_its_checksum(tmp_path):
     engine = fake_engine(tmp_path)
     engine.write_bytes(b"not really a plan!")
-    with pytest.raises(ModelError, match="does not match the sha256"):
+    with pytest.raises(UnsafeModelError, match="does not match the sha256"):
         TensorRtBackend(engine)
 
 
@@ -123,8 +124,7 @@ def test_without_tensorrt_there_is_a_reason_and_a_clear_error(tmp_path):
     assert isinstance(UNAVAILABLE, str) and UNAVAILABLE
     with pytest.raises(BackendUnavailable):
         TensorRtBackend(fake_engine(tmp_path))
-    onnx_file = tmp_path / "model.onnx"
-    onnx_file.write_bytes(b"onnx")
+    onnx_file = Path(shutil.copy(pretrained("microexpnet-ck").onnx, tmp_path / "model.onnx"))  # a valid ONNX
     with pytest.raises(BackendUnavailable):
         build_engine(onnx_file, tmp_path / "out.engine", ModelSpec())
     assert not list(tmp_path.glob("out.engine*"))
@@ -210,7 +210,7 @@ def test_doctored_sidecar_is_refused(engines, tmp_path, change):
     engine = Path(shutil.copy(engines["fp32"], tmp_path / "model.engine"))
     record = read_sidecar(engines["fp32"])
     sidecar_path(engine).write_text(json.dumps({**record, **change}), encoding="utf-8")
-    with pytest.raises(ModelError, match="rebuild with edgefer convert"):
+    with pytest.raises(BackendUnavailable, match="rebuild with edgefer convert"):
         TensorRtBackend(engine)
 
 

@@ -60,12 +60,28 @@ def _history(run_dir):
             for line in lines]
 
 
+class RecordSteps(Hooks):
+    """Every optimiser step's (epoch, step, running mean loss): equal sequences mean equal batch order."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_step(self, epoch, step, steps, loss):
+        self.steps.append([epoch, step, loss])
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "straight"
-    metrics = train_student(_run(out))
+    recorder = RecordSteps()
+    metrics = train_student(_run(out), hooks=recorder)
     assert metrics["epochs"] == EPOCHS and metrics["resumed_at"] is None
+    (out.parent / "straight-steps.json").write_text(json.dumps(recorder.steps))
     return out
+
+
+def _straight_steps(uninterrupted) -> list:
+    return json.loads((uninterrupted.parent / "straight-steps.json").read_text())
 
 
 class StopAt(Hooks):
@@ -93,8 +109,12 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(uninterrupted, tmp_path):
     state = load_state(tmp_path / "checkpoint.pt")
     assert (state.epoch, state.step) == (1, 2)
     assert len(_history(tmp_path)) == 1
-    metrics = train_student(_run(tmp_path))
+    recorder = RecordSteps()
+    metrics = train_student(_run(tmp_path), hooks=recorder)
     assert metrics["resumed_at"] == [1, 2]
+    straight = _straight_steps(uninterrupted)
+    resumed_from = next(i for i, step in enumerate(straight) if step[:2] == [1, 3])
+    assert recorder.steps == straight[resumed_from:]  # the same batches, in the same order, same losses
     _assert_same_weights(uninterrupted, tmp_path)
     assert _history(tmp_path) == _history(uninterrupted)
 
@@ -122,6 +142,13 @@ def test_checkpoint_loads_weights_only_and_holds_everything(uninterrupted):
 def test_resume_refuses_other_settings_and_broken_checkpoints(uninterrupted, tmp_path):
     with pytest.raises(InputError, match="lr 0.001 -> 0.002"):
         train_student(_run(uninterrupted, lr=2e-3))
+    with pytest.raises(InputError, match="seed 0 -> 1"):
+        train_student(_run(uninterrupted, seed=1))
+    with pytest.raises(InputError, match="belongs to a run with other settings") as err:
+        other_split = DataOptions(shared_dataset("folder"), "folder", LayoutOptions(subject_regex=r"^(s\d+)_"),
+                                  folds=4, fold=2, cache_dir=shared_cache())
+        train_student(StudentRun(other_split, uninterrupted, EPOCHS, lr=1e-3, model="p12-s"))
+    assert err.value.exit_code == 2
     with pytest.raises(InputError, match="already trained 3 epochs"):
         train_student(_run(uninterrupted, epochs=2))
     (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a zip")

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgefer.errors import ModelError
+from edgefer.errors import ModelError, UnsafeModelError
 from edgefer.fileio import atomic_path
+from edgefer.train.safe_load import load_torch_file
 
 FORMAT = 1
 
@@ -70,10 +71,11 @@ def load_state(path: str | os.PathLike) -> TrainState | None:
     if not path.exists():
         return None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several types for a broken file
-        raise ModelError(f"{path}: unreadable training checkpoint ({type(err).__name__}: {err}); "
-                         "delete it to start the run over") from None
+        data = load_torch_file(path, "an edgefer training checkpoint")
+    except UnsafeModelError:
+        raise
+    except ModelError as err:
+        raise ModelError(f"unreadable training checkpoint: {err}; delete it to start the run over") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{path}: not an edgefer training checkpoint of format {FORMAT}")
     data.pop("format")

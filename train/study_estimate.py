@@ -1,10 +1,11 @@
 """`--dry-run`: the grid, and its cost estimated from short runs measured on the study's own data.
 
-Each student variant in the grid is trained for real in a scratch folder (at its largest size: the size
-changes only fc1): 1 epoch, then resumed to 3, so one epoch costs W3 - W1 and a run's fixed cost
-(start-up, loading the cached crops, final reports) W1 - epoch. The teacher's epoch is timed from two
-training steps of Inception v3 at the teacher input size, scaled to the fold's crop counts. The scratch
-folder is removed; nothing is written under STUDY.
+The crops are prepared first (cached, as the study's first run would). Then each student variant in
+the grid trains for real for 2 epochs in a scratch folder, at its largest size (the size changes only
+fc1): an epoch costs its training seconds (metrics.jsonl) plus the test-fold evaluation, and a run's
+fixed cost (start-up, loading, final reports) is the rest of the wall time. The teacher's epoch is
+timed from two training steps of Inception v3 at the teacher input size, scaled to the fold's crop
+counts. The scratch folder is removed; nothing is written under STUDY.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from edgefer.train.configs import SIZES
 from edgefer.train.study_exec import run_training, train_argv
 from edgefer.train.study_grid import Cell, StudySettings, Task, cells, tasks
 
-MEASURE_EPOCHS = (1, 3)
+MEASURE_EPOCHS = 2
+EVAL_SHARE = 1 / 3  # a forward pass costs about a third of a training step per crop
 
 
 @dataclass(frozen=True)
@@ -54,51 +56,50 @@ def measured_members(s: StudySettings) -> dict[str, str]:
 def estimate(s: StudySettings, jobs: int, threads: int, progress=print) -> Estimate:
     scratch = Path(tempfile.mkdtemp(prefix="edgefer-dry-run-"))
     try:
-        start = time.monotonic()
-        members = measured_members(s)
-        first = next(iter(members.values()))
-        _train(s, scratch, "warm-up", first, MEASURE_EPOCHS[0], threads)  # fills the crop cache, if cold
-        preprocessing = time.monotonic() - start
+        preprocessing = _prepare_crops(s)
         students = {}
-        for variant, member in members.items():
+        for variant, member in measured_members(s).items():
             students[variant] = _measure_student(s, scratch, member, threads)
             progress(f"measured {member}: {students[variant].per_epoch:.2f} s per epoch, "
                      f"{students[variant].fixed:.1f} s fixed per run ({threads} thread(s))")
         teacher = None
         if s.needs_teacher and s.teacher_logits_dir is None:
-            teacher = _measure_teacher(s, scratch / "warm-up", threads, students[next(iter(students))].fixed)
+            first = next(iter(students.values()))
+            teacher = _measure_teacher(s, next(scratch.iterdir()), threads, first.fixed)
             progress(f"measured the teacher ({s.teacher_input_size} px): {teacher.per_epoch:.1f} s per epoch")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    seconds = 0.0
-    for task in tasks(s):
-        if task.cell is None:
-            seconds += teacher.seconds(s.teacher_epochs or s.epochs)
-        else:
-            seconds += students[task.cell.model.partition("-")[0]].seconds(s.epochs)
-    runs = len(tasks(s))
-    return Estimate(runs, students, teacher, max(preprocessing - students[next(iter(students))].seconds(1), 0.0),
-                    seconds * threads / 3600, seconds / jobs / 3600)
+    every = tasks(s)
+    seconds = sum(teacher.seconds(s.teacher_epochs or s.epochs) if t.cell is None
+                  else students[t.cell.model.partition("-")[0]].seconds(s.epochs) for t in every)
+    return Estimate(len(every), students, teacher, preprocessing, seconds * threads / 3600, seconds / jobs / 3600)
 
 
-def _train(s: StudySettings, scratch: Path, key: str, member: str, epochs: int, threads: int) -> float:
-    task = Task(key, 0, Cell(member, member))
-    outcome = run_training(key, train_argv(replace(s, epochs=epochs), scratch, task, threads),
-                           str(task.folder(scratch)), threads)
-    if not outcome.ok:
-        raise InputError(f"the measured run of {member} failed: {outcome.message}")
-    return outcome.seconds
+def _prepare_crops(s: StudySettings) -> float:
+    """Detect and crop the faces once (cached) so that the measured runs time training, not preprocessing."""
+    from edgefer.train.crops import load_crops
+    from edgefer.train.datasets import LayoutOptions, read_dataset
+
+    start = time.monotonic()
+    samples = read_dataset(s.dataset, Path(s.data), LayoutOptions(subject_regex=s.subject_regex))
+    load_crops(samples, s.cache, detect=s.detect)
+    return time.monotonic() - start
 
 
 def _measure_student(s: StudySettings, scratch: Path, member: str, threads: int) -> RunCost:
-    one = _train(s, scratch, member, member, MEASURE_EPOCHS[0], threads)
-    three = _train(s, scratch, member, member, MEASURE_EPOCHS[1], threads)
-    per_epoch = max((three - one) / (MEASURE_EPOCHS[1] - MEASURE_EPOCHS[0]), 1e-3)
-    return RunCost(max(one - per_epoch, 0.0), per_epoch)
+    task = Task(member, 0, Cell(member, member))
+    outcome = run_training(member, train_argv(replace(s, epochs=MEASURE_EPOCHS), scratch, task, threads),
+                           str(task.folder(scratch)), threads)
+    if not outcome.ok:
+        raise InputError(f"the measured run of {member} failed: {outcome.message}")
+    metrics = json.loads((task.folder(scratch) / "metrics.json").read_text())
+    train = metrics["train_seconds"] / MEASURE_EPOCHS
+    per_epoch = train * (1 + EVAL_SHARE * metrics["test_crops"] / metrics["train_crops"])
+    return RunCost(max(outcome.seconds - MEASURE_EPOCHS * per_epoch, 0.0), per_epoch)
 
 
 def _measure_teacher(s: StudySettings, run: Path, threads: int, fixed: float) -> RunCost:
-    """Two timed training steps (after one warm-up step); evaluation counted as a third of a step per crop."""
+    """Two timed training steps (after a warm-up step); the logits pass at the end adds EVAL_SHARE per crop."""
     import torch
     import torch.nn.functional as F
 
@@ -121,5 +122,5 @@ def _measure_teacher(s: StudySettings, run: Path, threads: int, fixed: float) ->
         optimizer.step()
         timings.append(time.monotonic() - start)
     per_crop = sum(timings[1:]) / (len(timings) - 1) / batch
-    per_epoch = per_crop * (counts["train_crops"] + counts["test_crops"] / 3)
-    return RunCost(fixed + per_crop * counts["train_crops"] / 3, per_epoch)
+    per_epoch = per_crop * (counts["train_crops"] + EVAL_SHARE * counts["test_crops"])
+    return RunCost(fixed + EVAL_SHARE * per_crop * counts["train_crops"], per_epoch)

@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgefer.errors import InputError
-from edgefer.train.configs import SIZES, VARIANTS, StudentConfig
+from edgefer.train.configs import SIZES, VARIANTS
 
 STUDIES = ("pooling", "temperature", "supervision")
 TEMPERATURES = (2.0, 4.0, 8.0, 16.0, 20.0, 32.0, 64.0)
-DISTILLED_VARIANT = "p12"  # the paper's students for distillation ("Teacher and Student Models")
+#: The paper's students for distillation ("Teacher and Student Models"): the default of temperature, supervision.
+DISTILLED_VARIANTS = ("p12",)
 
 #: The slides' pooling tables: test accuracy (%) per split, dataset and family member.
 PAPER_POOLING: dict[str, dict[str, dict[str, float]]] = {
@@ -137,8 +138,7 @@ def cells(s: StudySettings) -> list[Cell]:
     """The study's cells, in the order of the paper's tables and plots."""
     if s.study == "pooling":
         return [Cell(f"{v}-{z}", f"{v}-{z}") for z in s.sizes for v in s.variants]
-    variants = s.variants if s.variants != VARIANTS else (DISTILLED_VARIANT,)
-    members = [f"{v}-{z}" for z in s.sizes for v in variants]
+    members = [f"{v}-{z}" for z in s.sizes for v in s.variants]
     if s.study == "temperature":
         return [Cell(f"{m}-T{t:g}", m, t, s.lam) for m in members for t in s.temperatures]
     return [c for m in members for c in (Cell(f"{m}-ce", m), Cell(f"{m}-kd", m, s.temperature, s.lam))]
@@ -160,7 +160,3 @@ def teacher_logits(s: StudySettings, study: Path, fold: int) -> Path:
     root = Path(s.teacher_logits_dir) if s.teacher_logits_dir else study / "teacher"
     return root / f"fold-{fold}" / "teacher_logits.safetensors"
 
-
-def member_params(model: str) -> int:
-    variant, _, size = model.partition("-")
-    return StudentConfig(variant, size).param_count()

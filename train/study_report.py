@@ -116,11 +116,11 @@ def pooling_markdown(s: StudySettings, results: list[dict], path: Path) -> Path:
     ours = {r["model"]: r for r in results}
     paper = PAPER_POOLING[s.split]
     dataset = DATASET_TITLES[s.dataset]
-    header = "| Model | CK+ (paper) | Oulu-CASIA (paper) | ours | " * 2
+    header = "| " + " | ".join(["Model", "CK+ (paper)", "Oulu-CASIA (paper)", "ours"] * 2) + " |"
     lines = [f"# Pooling study: {dataset}, {SPLIT_TITLES[s.split]}, {s.folds} folds x {s.epochs} epochs", "",
              f"Test accuracy per crop. ours: {dataset}, mean ± std over the finished folds (count in brackets); "
              f"paper: MicroExpNet, IPTA 2019 slides, {SPLIT_TITLES[s.split]}.", "",
-             header.rstrip(), "|---" * 8 + "|"]
+             header, "|---" * 8 + "|"]
     for row in range(8):
         cells_ = []
         for half in (SIZES[:2], SIZES[2:]):
@@ -188,6 +188,7 @@ def plot_supervision(s: StudySettings, results: list[dict], path: Path, curves: 
         axis.plot(epochs, mean, color=colour, linestyle="-" if supervised else "--", label=label)
         axis.fill_between(epochs, [m - d for m, d in zip(mean, std, strict=True)],
                           [m + d for m, d in zip(mean, std, strict=True)], color=colour, alpha=0.12)
+    axis.xaxis.get_major_locator().set_params(integer=True)
     axis.set_xlabel("epoch")
     axis.set_ylabel("test accuracy (%)")
     axis.set_title(f"The effect of supervision: {DATASET_TITLES[s.dataset]}, {SPLIT_TITLES[s.split]}, "

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgefer.train.safe_load import load_torch_file
 from edgefer.train.teacher_params import (
     MIXED_BLOCKS,
     NUM_FEATURES,
@@ -233,7 +234,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
         state = load_file(str(path), device="cpu")
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_file(path, "a PyTorch state dict (.pth)")
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors (got {type(state).__name__})")
     return dict(state)

@@ -111,6 +111,8 @@ def _load_imagenet(model: InceptionV3, path: Path) -> None:
         raise InputError(f"{path}: ImageNet state dict not found")
     try:
         load_imagenet_weights(model, path)
+    except ModelError:
+        raise  # already names the file (UnsafeModelError keeps its exit code 3)
     except ValueError as err:
         raise ModelError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - torch.load's refusals (pickle, zip) have many types

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer import trust
 from edgefer.errors import ModelError
 from edgefer.spec import ModelSpec
 
@@ -49,7 +50,8 @@ class Backend(abc.ABC):
 
 
 def check_model_file(path: str | os.PathLike, expected: str) -> Path:
-    """Refuse a missing, empty or Git-LFS-pointer model file before a runtime sees it."""
+    """Refuse a missing, empty, Git-LFS-pointer or (for .onnx and .safetensors) malformed or unsafe model file
+    before a runtime sees it."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file, expected {expected}")
@@ -59,8 +61,17 @@ def check_model_file(path: str | os.PathLike, expected: str) -> Path:
     with path.open("rb") as handle:
         head = handle.read(len(LFS_POINTER_PREFIX))
     if head == LFS_POINTER_PREFIX:
-        raise ModelError(f"{path}: a Git LFS pointer, not {expected} (run 'git lfs pull')")
+        raise ModelError(f"{path}: Git LFS pointer, run `git lfs pull` (expected {expected})")
+    check_contents(path)
     return path
+
+
+def check_contents(path: Path) -> None:
+    """The format's own checks (edgefer.trust) for the formats that have them, chosen by suffix."""
+    checks = {".onnx": trust.check_onnx_file, ".safetensors": trust.check_safetensors_file}
+    check = checks.get(path.suffix.lower())
+    if check:
+        check(path)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

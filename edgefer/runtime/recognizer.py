@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.errors import ModelError
-from edgefer.preprocess import Box, FaceDetector, crops_to_batch, faces_to_batch, read_image, to_uint8_image
+from edgefer.imagefile import decode_image, read_image
+from edgefer.preprocess import Box, CropBatch, FaceDetector, crops_to_batch, faces_to_batch, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
 from edgefer.runtime.registry import open_backend
 from edgefer.spec import ModelSpec
 from edgefer.zoo import DEFAULT_MODEL, resolve_artifact
+
+#: What predict accepts: an array frame, a file path, or the bytes of an encoded image file.
+Image = np.ndarray | str | os.PathLike | bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,13 @@ class Recognizer:
 
     ``model`` is a bundled name (``microexpnet-ck``, ``microexpnet-oulu``) or an artifact path
     (.onnx, .xml, .engine/.plan); the backend follows the file type unless ``backend`` names one.
+    Images over ``max_pixels`` (default ``$EDGEFER_MAX_IMAGE_PIXELS`` or 89,478,485) are refused.
     Thread-safe: one Recognizer may serve many threads.
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, *, backend: str | None = None,
                  threads: int | None = None, device: str | None = None, spec: ModelSpec | None = None,
-                 detector: FaceDetector | None = None):
+                 detector: FaceDetector | None = None, max_pixels: int | None = None):
         self.path = resolve_artifact(model)
         self.backend: Backend = open_backend(self.path, backend, threads=threads, device=device, spec=spec)
         self.spec = self.backend.spec
@@ -49,6 +54,7 @@ class Recognizer:
                              f"this one takes {self.spec.channels} channels")
         self.labels = self.spec.labels
         self.detector = detector or FaceDetector()
+        self.max_pixels = max_pixels
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for ready face crops (84x84 gray, 0..255; one or a batch)."""
@@ -57,20 +63,30 @@ class Recognizer:
             return np.zeros((0, len(self.labels)), np.float32)
         return softmax(self.backend.run(pixels))
 
-    def predict(self, image: np.ndarray | str | os.PathLike, *, detect: bool = True,
-                color: str = "bgr") -> list[Face]:
-        """Faces found in one image (path, or array in ``color`` order / gray), each with its emotion.
+    def predict(self, image: Image, *, detect: bool = True, color: str = "bgr",
+                boxes: Sequence[Box] | None = None) -> list[Face]:
+        """Faces found in one image, each with its emotion, left to right (by box x, then y); [] if none.
 
-        With ``detect=False`` the whole image is taken as one face crop (box None).
+        ``image`` is a file path, encoded file bytes, or an array (gray, or ``color`` order; see
+        :func:`edgefer.preprocess.to_uint8_image` for what is converted and what is refused).
+        With ``detect=False`` the whole image is taken as one face crop (box None). ``boxes``
+        (x, y, w, h) replace the detector: each is clipped to the frame, and boxes that are empty,
+        outside or under ``MIN_FACE_SIZE`` are skipped (logged with the reason).
         """
-        return self.predict_many([image], detect=detect, color=color)[0]
+        if boxes is None:
+            return self.predict_many([image], detect=detect, color=color)[0]
+        batch = faces_to_batch(self._load(image, color), None, self.spec.input_size, boxes=list(boxes))
+        return self._classify_batches([batch])[0]
 
-    def predict_many(self, images: Iterable[np.ndarray | str | os.PathLike], *, detect: bool = True,
+    def predict_many(self, images: Iterable[Image], *, detect: bool = True,
                      color: str = "bgr") -> list[list[Face]]:
         """Like :meth:`predict` for several images; all their faces run as one batch."""
         detector = self.detector if detect else None
         batches = [faces_to_batch(self._load(image, color), detector, self.spec.input_size)
                    for image in images]
+        return self._classify_batches(batches)
+
+    def _classify_batches(self, batches: list[CropBatch]) -> list[list[Face]]:
         if not batches:
             return []
         probs = self.classify(np.concatenate([b.pixels for b in batches]))
@@ -81,10 +97,12 @@ class Recognizer:
             start = stop
         return results
 
-    def _load(self, image: np.ndarray | str | os.PathLike, color: str) -> np.ndarray:
+    def _load(self, image: Image, color: str) -> np.ndarray:
         if isinstance(image, (str, os.PathLike)):
-            return read_image(Path(image))
-        return to_uint8_image(image, color)
+            return read_image(Path(image), self.max_pixels)
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return decode_image(bytes(image), "image bytes", self.max_pixels)
+        return to_uint8_image(image, color, self.max_pixels)
 
     def _faces(self, boxes: Sequence[Box | None], probs: np.ndarray) -> list[Face]:
         faces = []

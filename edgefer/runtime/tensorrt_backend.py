@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import numpy as np
 from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError
 from edgefer.runtime.base import Backend, check_model_file
 from edgefer.spec import ModelSpec
+from edgefer.trust import read_verified_plan
 
 LOG = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def check_compatible(engine: str | os.PathLike, built: Mapping[str, str], here: 
     keys = ("tensorrt", "gpu", "compute_capability")
     if all(str(built[key]) == str(here[key]) for key in keys):
         return
-    raise ModelError(f"{engine}: built for {_describe(built)}; this machine has {_describe(here)}; {REBUILD}")
+    raise BackendUnavailable(f"{engine}: built for {_describe(built)}; this machine has {_describe(here)}; "
+                             f"{REBUILD}")
 
 
 def _describe(identity: Mapping[str, str]) -> str:
@@ -204,10 +205,7 @@ class TensorRtBackend(Backend):
                  threads: int | None = None, device: str = "cuda:0"):
         path = check_model_file(path, "a TensorRT engine (.engine or .plan) built by edgefer convert")
         sidecar = read_sidecar(path)
-        plan = path.read_bytes()
-        if hashlib.sha256(plan).hexdigest() != sidecar["plan_sha256"]:
-            raise ModelError(f"{path}: the plan does not match the sha256 in {sidecar_path(path).name} "
-                             f"(changed or truncated); {REBUILD}")
+        plan = read_verified_plan(path, sidecar["plan_sha256"], sidecar_path(path).name)
         spec = spec or spec_from_sidecar(path, sidecar)
         index = device_index(device)
         trt, cuda = load_tensorrt()
@@ -320,10 +318,15 @@ class TensorRtBackend(Backend):
         if not isinstance(pixels, np.ndarray) or pixels.ndim != 4 or shape[1:] != self._io.sample_shape:
             raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self._io.sample_shape))}), "
                              f"got {shape}")
-        lo, opt, hi = self._io.batch
-        if not lo <= len(pixels) <= hi:
-            raise InputError(f"{self.path}: batch {len(pixels)} is outside the engine's profile "
-                             f"(min {lo}, opt {opt}, max {hi}); split the batch or rebuild with a larger max batch")
+        check_batch(self._io.batch, len(pixels), self.path)
+
+
+def check_batch(profile: tuple[int, int, int], batch: int, path: str | os.PathLike = "engine") -> None:
+    """Refuse a batch outside the engine's optimisation profile (min, opt, max) before TensorRT sees it."""
+    lo, opt, hi = profile
+    if not lo <= batch <= hi:
+        raise InputError(f"{path}: batch {batch} is outside the engine's profile "
+                         f"(min {lo}, opt {opt}, max {hi}); split the batch or rebuild with a larger max batch")
 
 
 def _inspect(trt, engine, spec: ModelSpec, path: Path) -> _Io:
