@@ -86,6 +86,7 @@ def test_sigkill_during_checkpoint_saves_never_leaves_a_torn_checkpoint(tmp_path
         assert torch.equal(state.model["w"], torch.full((1_000_000,), float(n)))
         assert torch.equal(state.model["b"], torch.arange(1000) + n)
         reached.append(n)
+        (folder / ".model.safetensors.x1y2.tmp").write_bytes(b"torn")  # as a kill during the final save leaves
         remove_partial_files(folder / "checkpoint.pt")  # what the training loop does when it starts
         assert [p.name for p in folder.iterdir()] == ["checkpoint.pt"]
     assert len(reached) == TRIALS

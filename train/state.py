@@ -83,7 +83,7 @@ def load_state(path: str | os.PathLike) -> TrainState | None:
 
 
 def remove_partial_files(path: str | os.PathLike) -> None:
-    """Delete temp files a killed save left beside ``path`` (their names start with '.NAME.')."""
-    path = Path(path)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+    """Delete the temp files a killed run left in the run folder of checkpoint ``path``: those of the
+    checkpoint and of every other file the run writes atomically (names '.NAME.*.tmp')."""
+    for tmp in Path(path).parent.glob(".*.*.tmp"):
         tmp.unlink(missing_ok=True)
