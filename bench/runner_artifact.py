@@ -15,7 +15,7 @@ from edgefer.bench.plan import ArtifactInfo
 from edgefer.bench.records import GpuSplit
 from edgefer.bench.runners import BenchRunner, median_split
 from edgefer.errors import ModelError
-from edgefer.runtime.registry import backend_class, open_backend
+from edgefer.runtime.registry import open_backend
 
 
 class ArtifactRunner(BenchRunner):
@@ -50,10 +50,8 @@ class ArtifactRunner(BenchRunner):
 def _open(backend: BenchBackend, artifact: ArtifactInfo, threads: int, allow_fallback: bool):
     """ONNX Runtime refuses (BackendUnavailable) a GPU provider that is missing or silently dropped for CPU,
     unless ``allow_fallback``: then it runs on CPU and its device says so."""
-    if backend.runtime == "onnxruntime" and backend.device != "cpu":
-        return backend_class("onnxruntime")(artifact.path, threads=threads, device=backend.device,
-                                            allow_fallback=allow_fallback)
-    return open_backend(artifact.path, backend.runtime, threads=threads, device=backend.device)
+    options = {"allow_fallback": allow_fallback} if backend.runtime == "onnxruntime" else {}
+    return open_backend(artifact.path, backend.runtime, threads=threads, device=backend.device, **options)
 
 
 def prepare(backend: BenchBackend, model: str, precision: str, threads: int,

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.errors import InputError
+from edgefer.imagefile import IMAGE_SUFFIXES
 from edgefer.preprocess import CROP_OFFSET, CROP_SIZE, FaceDetector, faces_to_batch, read_image
 from edgefer.zoo import MODELS_DIR
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 BUILTIN_FACE = MODELS_DIR / "calibration-face.png"
 #: The authors' 8 training crops of a 256x256 face: (row, col) offsets of a 224x224 window.
 AUTHORS_OFFSETS = ((0, 0), (0, 5), (0, 32), (5, 0), (32, 0), (5, 5), (32, 32), (5, 32))

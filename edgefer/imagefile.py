@@ -24,6 +24,9 @@ from edgefer.errors import InputError
 DEFAULT_MAX_PIXELS = 89_478_485
 MAX_PIXELS_ENV = "EDGEFER_MAX_IMAGE_PIXELS"
 FORMATS = "PNG, JPEG, BMP, TIFF or WebP"
+#: What dataset and calibration folders are searched for: those formats, and PGM/PPM so that such a file
+#: is refused by name (read_image does not take them) rather than skipped without a word.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_SOS, _JPEG_EOI = 0xDA, b"\xff\xd9"

@@ -32,7 +32,6 @@ MIN_FACE_SIZE = 16
 
 Box = tuple[int, int, int, int]
 
-_cv2 = opencv
 _LAYOUTS = "HxW (gray), HxWx1, HxWx3 (BGR or RGB) or HxWx4 (BGRA or RGBA)"
 
 
@@ -58,7 +57,7 @@ def to_uint8_image(image: np.ndarray, color: str = "bgr", max_pixels: int | None
     _check_layout(image.shape)
     check_pixel_count(image.shape[1], image.shape[0], "image", max_pixels, InvalidFrameError)
     image = np.ascontiguousarray(_to_uint8(image))
-    cv2 = _cv2()
+    cv2 = opencv()
     if image.ndim == 3 and image.shape[2] == 4:
         code = cv2.COLOR_BGRA2BGR if color == "bgr" else cv2.COLOR_RGBA2BGR
         image = cv2.cvtColor(image, code)
@@ -107,7 +106,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """uint8 BGR or gray -> uint8 gray."""
-    return image if image.ndim == 2 else _cv2().cvtColor(image, _cv2().COLOR_BGR2GRAY)
+    return image if image.ndim == 2 else opencv().cvtColor(image, opencv().COLOR_BGR2GRAY)
 
 
 class FaceDetector:
@@ -123,7 +122,7 @@ class FaceDetector:
     def _classifier(self):
         classifier = getattr(self._local, "classifier", None)
         if classifier is None:
-            cv2 = _cv2()
+            cv2 = opencv()
             classifier = cv2.CascadeClassifier(self.cascade)
             if classifier.empty():
                 raise InputError(f"{self.cascade}: not a loadable Haar cascade")
@@ -139,7 +138,7 @@ class FaceDetector:
 
 
 def _default_cascade() -> str:
-    cv2 = _cv2()
+    cv2 = opencv()
     path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
     if not path.is_file():
         raise InputError(f"{path}: Haar cascade missing; edgefer needs opencv-python-headless<5")
@@ -148,7 +147,7 @@ def _default_cascade() -> str:
 
 def crop_face(image: np.ndarray, box: Box | None, size: int = 84) -> np.ndarray:
     """The authors' crop of one face (or of the whole image when box is None): size x size float32 gray."""
-    cv2 = _cv2()
+    cv2 = opencv()
     if box is not None:
         x, y, w, h = box
         image = image[max(y, 0):y + h, max(x, 0):x + w]

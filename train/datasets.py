@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgefer.errors import InputError
+from edgefer.imagefile import IMAGE_SUFFIXES
 from edgefer.spec import LABELS
 
 DATASETS = ("ck", "oulu", "folder")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 OULU_EXPRESSIONS = {"anger": 1, "disgust": 3, "fear": 4, "happiness": 5, "sadness": 6, "surprise": 7}
 OULU_MODALITIES = ("VL", "NI")
 OULU_ILLUMINATIONS = ("Strong", "Weak", "Dark")

@@ -63,14 +63,7 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        emulate_int8 = device == "cpu" and _int8_kernels_saturate() and _declares_int8(path)
-        if emulate_int8:
-            options.add_session_config_entry("session.disable_quant_qdq", "1")
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
-        except Exception as err:  # ORT raises its own exception types for broken files
-            _raise_if_opset_too_new(path, err, ort.__version__)
-            raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(err)})") from None
+        self.session = _session(ort, path, options, wanted)
         device = self._check_providers(path, device, wanted, allow_fallback)
         try:
             spec = spec or read_onnx_spec(self.session)
@@ -79,11 +72,15 @@ class OnnxRuntimeBackend(Backend):
         if spec is None:
             raise ModelError(f"{path}: no edgefer metadata ({METADATA_KEY}) in the ONNX file; "
                              "export it with 'edgefer convert' or pass spec=")
+        emulate_int8 = device == "cpu" and spec.precision == "int8" and _int8_kernels_saturate()
+        if emulate_int8:  # only now is the precision known; int8 models are small, opening again is cheap
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
+            self.session = _session(ort, path, options, wanted)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].name != spec.input_name:
             raise ModelError(f"{path}: expected one input named {spec.input_name!r}, "
                              f"found {[i.name for i in inputs]}")
-        precision = "int8-emulated" if emulate_int8 and spec.precision == "int8" else spec.precision
+        precision = "int8-emulated" if emulate_int8 else spec.precision
         super().__init__(spec, device=device, precision=precision, threads=threads)
         self.path = path
         self._outputs = [spec.output_name]
@@ -116,10 +113,13 @@ def _int8_kernels_saturate() -> bool:
     return "avx2" in flags and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
 
 
-def _declares_int8(path) -> bool:
-    """Whether the graph holds QuantizeLinear nodes (the op name appears in the protobuf bytes)."""
-    with open(path, "rb") as handle:
-        return b"QuantizeLinear" in handle.read()
+def _session(ort, path, options, providers: list[str]):
+    """An InferenceSession, with ORT's errors for broken or too-new files made one-line edgefer errors."""
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as err:  # ORT raises its own exception types for broken files
+        _raise_if_opset_too_new(path, err, ort.__version__)
+        raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(err)})") from None
 
 
 def _raise_if_opset_too_new(path, err: BaseException, version: str) -> None:

@@ -47,11 +47,12 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def open_backend(path: str | os.PathLike, backend: str | None = None, *, threads: int | None = None,
-                 device: str | None = None, spec: ModelSpec | None = None) -> Backend:
-    """Load an artifact on the named backend (default: by file type)."""
+                 device: str | None = None, spec: ModelSpec | None = None, **options: object) -> Backend:
+    """Load an artifact on the named backend (default: by file type); ``options`` are that backend's own
+    (e.g. ONNX Runtime's ``allow_fallback``)."""
     path = Path(path)
     name = backend or backend_for(path)
-    kwargs: dict[str, object] = {"threads": threads, "spec": spec}
+    kwargs: dict[str, object] = {"threads": threads, "spec": spec, **options}
     if device:
         kwargs["device"] = device
     return backend_class(name)(path, **kwargs)
