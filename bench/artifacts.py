@@ -77,7 +77,7 @@ def _torch_weights(model: str, source, folder: Path) -> ArtifactInfo:
     if model in PRETRAINED:
         path = PRETRAINED[model].safetensors
     else:
-        from edgefer.train.checkpoint import save_weights
+        from edgefer.train.models.weights import save_weights
 
         path = save_weights(source.model, folder / f"{source.name}.fp32.safetensors", source.name, source.spec)
     return ArtifactInfo("safetensors", "fp32", str(path), path.stat().st_size,

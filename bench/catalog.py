@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 
 from edgefer.errors import InputError
-from edgefer.runtime.registry import BACKENDS as RUNTIME_MODULES
+from edgefer.runtime.loader import BACKENDS as RUNTIME_MODULES
 from edgefer.sysinfo import BackendInfo, SystemInfo
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")

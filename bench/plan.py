@@ -123,7 +123,7 @@ class BenchRequest:
 
 def resolve_models(names: tuple[str, ...]) -> list[ModelInfo]:
     """Names or aliases -> models in the paper's row order (registry lookups only: no torch)."""
-    from edgefer.train.registry import canonical_name, list_models
+    from edgefer.train.models.registry import canonical_name, list_models
 
     entries = {e.name: e for e in list_models()}
     models: dict[str, ModelInfo] = {}

@@ -40,7 +40,7 @@ def _series(results: Sequence[BenchResult]) -> dict[str, list[tuple[int, float]]
 
 
 def _paper_series() -> dict[str, list[tuple[int, float]]]:
-    from edgefer.train.registry import list_models
+    from edgefer.train.models.registry import list_models
 
     params = {e.name: e.params for e in list_models()}
     return {f"paper {m}": [(params[row.model], row.ms[m]) for row in PAPER_ROWS if row.ms.get(m)]

@@ -15,7 +15,7 @@ from edgefer.bench.plan import ArtifactInfo
 from edgefer.bench.records import GpuSplit
 from edgefer.bench.runners import BenchRunner, median_split
 from edgefer.errors import ModelError
-from edgefer.runtime.registry import open_backend
+from edgefer.runtime.loader import open_backend
 
 
 class ArtifactRunner(BenchRunner):

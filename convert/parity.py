@@ -24,7 +24,7 @@ TOLERANCES: dict[str, tuple[float | None, float]] = {
     "int8": (None, 0.98),
 }
 #: (precision, artifact format) -> elementwise atol = rtol on logits; precisions not listed are not gated so.
-#: FP32 is 1e-4 for every runtime: the family meets 1e-5 on ONNX Runtime (tests/test_parity_matrix.py
+#: FP32 is 1e-4 for every runtime: the family meets 1e-5 on ONNX Runtime (tests/convert/test_parity_matrix.py
 #: holds it to that), but the 94-layer Inception v3 differs by 2e-5 relative from summation order alone.
 LOGIT_TOLERANCES: dict[tuple[str, str], float] = {
     ("fp32", "onnx"): 1e-4, ("fp32", "openvino"): 1e-4, ("fp32", "tensorrt"): 1e-4,

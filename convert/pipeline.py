@@ -16,7 +16,7 @@ from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio,
 from edgefer.convert.sources import Source, load_source
 from edgefer.errors import BackendUnavailable, InputError, ModelError
 from edgefer.fileio import fsync_dir, fsync_file, make_staging_dir
-from edgefer.runtime.registry import open_backend
+from edgefer.runtime.loader import open_backend
 
 FORMATS = ("onnx", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")

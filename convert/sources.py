@@ -11,8 +11,8 @@ from torch import nn
 
 from edgefer.errors import ModelError, UnsafeModelError
 from edgefer.spec import ModelSpec
-from edgefer.train.checkpoint import load_weights
-from edgefer.train.registry import TEACHER, canonical_name, create_model
+from edgefer.train.models.registry import TEACHER, canonical_name, create_model
+from edgefer.train.models.weights import load_weights
 from edgefer.train.safe_load import load_torch_file
 from edgefer.zoo import PRETRAINED
 

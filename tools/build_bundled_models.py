@@ -20,9 +20,9 @@ import torch
 
 from edgefer.convert.onnx_export import export_onnx_proto, save_onnx
 from edgefer.spec import ModelSpec
-from edgefer.train.checkpoint import save_weights
-from edgefer.train.configs import parse_member
-from edgefer.train.family import StudentNet, state_dict_from_tf
+from edgefer.train.models.configs import parse_member
+from edgefer.train.models.family import StudentNet, state_dict_from_tf
+from edgefer.train.models.weights import save_weights
 from edgefer.zoo import MODELS_DIR
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """Inference backends behind one interface, and the Recognizer on top of them."""
 
 from edgefer.runtime.base import Backend
+from edgefer.runtime.loader import BACKENDS, open_backend
 from edgefer.runtime.recognizer import Face, Recognizer
-from edgefer.runtime.registry import BACKENDS, open_backend
 
 __all__ = ["BACKENDS", "Backend", "Face", "Recognizer", "open_backend"]

@@ -13,7 +13,7 @@ from edgefer.errors import ModelError
 from edgefer.imagefile import decode_image, read_image
 from edgefer.preprocess import Box, CropBatch, FaceDetector, crops_to_batch, faces_to_batch, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
-from edgefer.runtime.registry import open_backend
+from edgefer.runtime.loader import open_backend
 from edgefer.spec import ModelSpec
 from edgefer.zoo import DEFAULT_MODEL, resolve_artifact
 

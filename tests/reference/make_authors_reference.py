@@ -2,7 +2,7 @@
 
 This script is run by hand, once, with a separate TensorFlow virtual environment; TensorFlow is
 *not* a dependency of edgefer and this file is not imported by the test suite. Its output,
-``tests/reference/authors_reference.npz``, is what ``tests/test_authors_parity.py`` compares the
+``tests/reference/authors_reference.npz``, is what ``tests/runtime/test_authors_parity.py`` compares the
 PyTorch / ONNX ports against (to 1e-4).
 
 Setup and run (from the repository root)::

@@ -1,0 +1,133 @@
+"""`edgefer bench`: time every model on every backend here; the paper's table for this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgefer.cli.common import ints, names
+from edgefer.errors import InputError
+
+DEFAULT_MODELS = "inception-v3,p12-m,p12-s,p12-xs,microexpnet"
+
+
+def bench(
+    models: Annotated[str, typer.Option(help="Models, comma-separated: family names (p12-s), aliases "
+                                             "(microexpnet, teacher) or bundled names (microexpnet-ck).")]
+    = DEFAULT_MODELS,
+    backends: Annotated[str, typer.Option(help="'all', or comma-separated: torch, torch-cuda, torch-cuda-graph, "
+                                               "onnxruntime, onnxruntime-cuda, onnxruntime-trt, openvino, "
+                                               "openvino-gpu, tensorrt.")] = "all",
+    batch: Annotated[str | None, typer.Option(help="Batch sizes, comma-separated (default: 1,256; the teacher "
+                                                   "only 1).")] = None,
+    threads: Annotated[str, typer.Option(help="CPU thread counts, comma-separated.")] = "1",
+    precisions: Annotated[str, typer.Option(help="fp32, fp16, bf16, int8, comma-separated.")] = "fp32",
+    duration: Annotated[float, typer.Option("--min-duration", "--duration", min=0.0,
+                                            help="Minimum seconds measured per cell.")] = 1.0,
+    min_iters: Annotated[int, typer.Option(min=1, help="Minimum calls measured per cell (heavy models: at most "
+                                                     "64). Fewer than 64 leaves no p90, fewer than 100 no p99: "
+                                                     "such a cell is marked invalid.")] = 100,
+    max_seconds: Annotated[float | None, typer.Option(min=0.0, help="Cap per cell; a cell that reaches it "
+                                                                    "before its minimums is marked invalid "
+                                                                    "(default: max(20, 10 x duration)).")] = None,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds past the cap a backend may take on one cell "
+                                                         "before it counts as hung and is killed.")] = 120.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write every record here (schema 1).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Labelled face folder (one sub-folder per label) for a "
+                                                   "top-1 accuracy column.")] = None,
+    work: Annotated[Path | None, typer.Option(help="Keep artifacts here and reuse them (default: a temporary "
+                                                   "folder).")] = None,
+    machine: Annotated[str | None, typer.Option(help="Name of this machine in reports (default: host name).")]
+    = None,
+    allow_fallback: Annotated[bool, typer.Option(help="Let onnxruntime-cuda / onnxruntime-trt run on CPU when "
+                                                      "their provider is missing or fails to load; the records "
+                                                      "say CPU. Without it that backend is refused.")] = False,
+) -> None:
+    """Time every model on every backend here and print the paper's size and speed table for this machine.
+
+    Exit codes: 0 every cell measured and valid (or not offered here, with --backends all); 4 some cell
+    is INVALID (minimum count, duration or percentile samples not reached); 5 a backend named in
+    --backends is unavailable or would silently fall back to CPU; 1 nothing could be measured. The JSON
+    and the tables are written in every case.
+    """
+    from edgefer.bench.harness import TimingPlan
+    from edgefer.bench.plan import BenchRequest, resolve_models
+    from edgefer.bench.report import Report, render_markdown
+    from edgefer.bench.run import run_bench
+
+    cap = max_seconds if max_seconds is not None else max(20.0, 10 * duration)
+    if cap < duration:
+        raise InputError(f"--max-seconds {cap:g} is below --duration {duration:g}")
+    request = BenchRequest(
+        models=names(models, "--models"), backends=backends, precisions=names(precisions.lower(), "--precisions"),
+        batches=ints(batch, "--batch") if batch else None, threads=ints(threads, "--threads"),
+        plan=TimingPlan(min_iters=min_iters, min_seconds=duration, max_seconds=cap), timeout=timeout,
+        work=work, data=data, machine_name=machine, allow_fallback=allow_fallback)
+    resolve_models(request.models)  # an unknown name fails here, before the progress bar
+    with _RichProgress() as progress:
+        result = run_bench(request, progress)
+    if json_path is not None:
+        result.write(json_path)
+    _warn_if_busy(result.machine)
+    report = Report.of([result])
+    for table in (report.latency, report.throughput, report.backends):
+        if table is not None:
+            typer.echo(render_markdown(table))
+    typer.echo(f"{len(result.records)} records in {result.wall_seconds:.0f} s"
+               + (f"; written to {json_path}" if json_path else ""), err=True)
+    _exit_unless_all_valid(result.records, named=backends.strip().lower() != "all")
+
+
+def _exit_unless_all_valid(records: list, named: bool) -> None:
+    """Exit 5 for a named backend that did not run, 4 for an invalid cell, 1 when nothing was measured."""
+    from edgefer.errors import BackendUnavailable, QualityError
+
+    refused = [r for r in records if r.status == "unavailable" and (named or "silently run on CPU" in r.reason)]
+    invalid = [r for r in records if r.status == "invalid"]
+    if refused:
+        names = ", ".join(dict.fromkeys(r.backend for r in refused))
+        typer.echo(f"edgefer: error: backend {names} unavailable here: {refused[0].reason}", err=True)
+        raise typer.Exit(BackendUnavailable.exit_code)
+    if invalid:
+        typer.echo(f"edgefer: error: {len(invalid)} of {len(records)} cells INVALID, e.g. {invalid[0].model} "
+                   f"{invalid[0].backend} batch {invalid[0].batch}: {invalid[0].reason}", err=True)
+        raise typer.Exit(QualityError.exit_code)
+    if not any(r.measured for r in records):
+        typer.echo("edgefer: error: no cell could be measured (see the Backends table)", err=True)
+        raise typer.Exit(1)
+
+
+def _warn_if_busy(machine) -> None:
+    """Other work on the machine inflates every figure; say so (the load is in the records too)."""
+    busiest = max(machine.load_average[:1] + machine.load_average_end[:1], default=0.0)
+    if busiest > 0.5 * machine.cores:
+        typer.echo(f"edgefer: warning: the machine was busy (load average up to {busiest:g} on {machine.cores} "
+                   "cores): the timings are likely inflated", err=True)
+
+
+class _RichProgress:
+    """A progress bar on stderr (rich), one step per cell and per build."""
+
+    def __enter__(self) -> _RichProgress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description:<48}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), console=Console(stderr=True))
+        self._bar.__enter__()
+        self._task = self._bar.add_task("detecting backends", total=None)
+        return self
+
+    def start(self, total: int) -> None:
+        self._bar.update(self._task, total=total, description="building artifacts")
+
+    def doing(self, what: str) -> None:
+        self._bar.update(self._task, description=what[:48])
+
+    def advance(self, steps: int = 1) -> None:
+        self._bar.update(self._task, advance=steps)
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)

@@ -1,0 +1,24 @@
+"""`edgefer info`: versions, backends and devices on this machine."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+
+def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Versions, available backends and devices on this machine."""
+    from edgefer.sysinfo import detect
+
+    system = detect()
+    if as_json:
+        typer.echo(json.dumps(system.to_dict(), indent=2))
+        return
+    typer.echo(f"edgefer {system.libraries['edgefer']}  python {system.python}  {system.platform}")
+    typer.echo(f"cpu: {system.cpu} ({system.cores} cores)")
+    typer.echo(f"gpus: {', '.join(system.gpus) or 'none'}")
+    for b in system.backends:
+        detail = ", ".join(b.devices) if b.available else f"unavailable: {b.reason}"
+        typer.echo(f"  {b.name:<12} {b.version or '-':<12} {detail}")

@@ -1,0 +1,188 @@
+"""`edgefer study pooling|temperature|supervision`: the paper's studies as grids of training runs
+(the Typer sub-app registered in edgefer.cli as ``study``).
+
+Every run is an `edgefer train` process; the study folder is resumable (finished runs are skipped, a
+crashed one goes on from its checkpoint). Runs go in parallel on this machine, or on a Ray cluster
+with --ray ADDRESS (pip install 'edgefer[ray]'; the folder must then be on storage every node sees).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgefer.cli.common import EXIT_INTERRUPTED, numbers
+
+study_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                        help="The paper's studies: pooling table, temperature analysis, teacher supervision.")
+
+EXIT_FAILED = 1
+
+Data = Annotated[Path, typer.Option("--data", help="Dataset folder.", show_default=False)]
+Dataset = Annotated[str, typer.Option("--dataset", help="Layout: ck, oulu or folder.", show_default=False)]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Study folder (resumed if it holds study.json).",
+                                   show_default=False)]
+Split = Annotated[str, typer.Option(help="random or subject (subject-independent).")]
+Folds = Annotated[int, typer.Option(min=2, help="Number of folds; every cell is trained on each.")]
+Epochs = Annotated[int, typer.Option(min=1, help="Epochs per run (the paper: 3000).")]
+Sizes = Annotated[str, typer.Option(help="Sizes, comma-separated (default: the paper's four).")]
+Jobs = Annotated[int | None, typer.Option(min=1, help="Runs at once (default: cores // threads per run; "
+                                                       "with --ray: cluster CPUs // threads per run).")]
+ThreadsPerRun = Annotated[int, typer.Option(min=1, help="Torch threads of each run.")]
+Ray = Annotated[str | None, typer.Option(help="Run on an existing Ray cluster at this address (e.g. auto, "
+                                              "ray://head:10001), or 'local' to start one here.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the grid and its estimated cost from a measured "
+                                                        "short run; train nothing.")]
+Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Batch size.")]
+Dropout = Annotated[float, typer.Option(help="Dropout probability.")]
+Seed = Annotated[int, typer.Option(help="Seed of every run.")]
+SplitSeed = Annotated[int, typer.Option(help="Seed of the split.")]
+SubjectRegex = Annotated[str | None, typer.Option(help="folder layout: regex pulling the subject id out of a "
+                                                       "file name.")]
+NoDetect = Annotated[bool, typer.Option("--no-detect", help="Images are face crops already: skip Haar detection.")]
+Cache = Annotated[Path | None, typer.Option(help="Crop cache folder (default ~/.cache/edgefer/crops).")]
+Lam = Annotated[float, typer.Option(help="Weight of the teacher's soft targets (lambda).")]
+TeacherEpochs = Annotated[int | None, typer.Option(min=1, help="Epochs of each fold's teacher (default: --epochs).")]
+TeacherInputSize = Annotated[int, typer.Option(min=75, help="Teacher input size: 299, or 139 / 75 (faster).")]
+TeacherLogitsDir = Annotated[Path | None, typer.Option(help="Teachers trained already: DIR/fold-K/"
+                                                            "teacher_logits.safetensors (e.g. another STUDY/teacher).")]
+Imagenet = Annotated[Path | None, typer.Option(help="ImageNet inception_v3 state dict the teachers start from.")]
+StudentVariants = Annotated[str, typer.Option(help="Student variants, comma-separated (the paper distils p12).")]
+
+
+@study_app.command()
+def pooling(
+    data: Data, dataset: Dataset, out: Out, epochs: Epochs = 3000, split: Split = "subject", folds: Folds = 10,
+    variants: Annotated[str, typer.Option(help="Variants, comma-separated.")] = "v,p1,p2,p12",
+    sizes: Sizes = "m,s,xs,xxs", jobs: Jobs = None, threads_per_run: ThreadsPerRun = 1, ray: Ray = None,
+    dry_run: DryRun = False, lr: Lr = 1e-4, batch_size: BatchSize = 64, dropout: Dropout = 0.5, seed: Seed = 0,
+    split_seed: SplitSeed = 0, subject_regex: SubjectRegex = None, no_detect: NoDetect = False, cache: Cache = None,
+) -> None:
+    """Max pooling vs. no pooling: variants v, p1, p2, p12 x sizes, cross-entropy (the slides' table)."""
+    settings = _settings("pooling", **locals())
+    _study(settings, out, jobs, threads_per_run, ray, dry_run)
+
+
+@study_app.command()
+def temperature(
+    data: Data, dataset: Dataset, out: Out, epochs: Epochs = 3000, split: Split = "subject", folds: Folds = 10,
+    temperatures: Annotated[str, typer.Option(help="Temperatures T, comma-separated.")] = "2,4,8,16,20,32,64",
+    lam: Lam = 0.5, variants: StudentVariants = "p12", sizes: Sizes = "m,s,xs,xxs", jobs: Jobs = None,
+    threads_per_run: ThreadsPerRun = 1, ray: Ray = None, dry_run: DryRun = False,
+    teacher_epochs: TeacherEpochs = None, teacher_input_size: TeacherInputSize = 299,
+    teacher_logits_dir: TeacherLogitsDir = None, imagenet: Imagenet = None,
+    lr: Lr = 1e-4, batch_size: BatchSize = 64, dropout: Dropout = 0.5, seed: Seed = 0, split_seed: SplitSeed = 0,
+    subject_regex: SubjectRegex = None, no_detect: NoDetect = False, cache: Cache = None,
+) -> None:
+    """Temperature analysis: students x T, distilled from each fold's teacher (accuracy vs T)."""
+    settings = _settings("temperature", **locals())
+    _study(settings, out, jobs, threads_per_run, ray, dry_run)
+
+
+@study_app.command()
+def supervision(
+    data: Data, dataset: Dataset, out: Out, epochs: Epochs = 3000, split: Split = "subject", folds: Folds = 10,
+    lam: Lam = 0.5, temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 8.0,
+    variants: StudentVariants = "p12", sizes: Sizes = "m,s,xs,xxs", jobs: Jobs = None,
+    threads_per_run: ThreadsPerRun = 1, ray: Ray = None, dry_run: DryRun = False,
+    teacher_epochs: TeacherEpochs = None, teacher_input_size: TeacherInputSize = 299,
+    teacher_logits_dir: TeacherLogitsDir = None, imagenet: Imagenet = None,
+    lr: Lr = 1e-4, batch_size: BatchSize = 64, dropout: Dropout = 0.5, seed: Seed = 0, split_seed: SplitSeed = 0,
+    subject_regex: SubjectRegex = None, no_detect: NoDetect = False, cache: Cache = None,
+) -> None:
+    """The teacher's supervision: each student with (lambda) and without the teacher, accuracy per epoch."""
+    settings = _settings("supervision", **locals())
+    _study(settings, out, jobs, threads_per_run, ray, dry_run)
+
+
+def _settings(study: str, **options):
+    from edgefer.train.studies.grid import StudySettings
+
+    fields = StudySettings.__dataclass_fields__
+    values = {k: v for k, v in options.items() if k in fields}
+    values.update(study=study, dataset=options["dataset"].lower(), split=options["split"].lower(),
+                  detect=not options["no_detect"], variants=_names(options["variants"]), sizes=_names(options["sizes"]))
+    if "temperatures" in options:
+        values["temperatures"] = numbers(options["temperatures"], "--temperatures")
+    for key in ("data", "cache", "teacher_logits_dir", "imagenet"):
+        if values.get(key) is not None:
+            values[key] = os.fspath(Path(values[key]).expanduser().resolve())
+    return StudySettings(**values)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip().lower() for x in text.split(",") if x.strip())
+
+
+def _study(settings, out: Path, jobs: int | None, threads: int, ray: str | None, dry_run: bool) -> None:
+    from edgefer.train.studies.grid import check_settings
+
+    check_settings(settings)
+    study = out.expanduser().resolve()
+    local_jobs = jobs or max(1, (os.cpu_count() or 1) // threads)
+    if dry_run:
+        _dry_run(settings, local_jobs, threads)
+        return
+    from edgefer.train.studies.run import run_study
+
+    try:
+        result = run_study(settings, study, jobs if ray else local_jobs, threads, ray, _report(study))
+    except KeyboardInterrupt:
+        typer.echo(f"edgefer: interrupted: {study} is resumable; run the same command to go on", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    _print_results(study, result)
+    if result.failed:
+        for outcome in result.failed:
+            typer.echo(f"failed: {outcome.key}: {outcome.message} (log: {study / outcome.key / 'train.log'})",
+                       err=True)
+        typer.echo(f"edgefer: error: {len(result.failed)} of {result.runs} runs failed; run the same command "
+                   "to retry them", err=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _report(study: Path):
+    def report(task, outcome, done: int, total: int) -> None:
+        if outcome.ok:
+            metrics = json.loads((study / task.key / "metrics.json").read_text())
+            status = f"test accuracy {metrics['test_accuracy']:.2%}"
+        else:
+            status = f"FAILED ({outcome.message})"
+        typer.echo(f"[{done}/{total}] {task.key}: {status} ({outcome.seconds:.0f} s)", err=True)
+
+    return report
+
+
+def _print_results(study: Path, result) -> None:
+    results = json.loads((study / "results.json").read_text())
+    typer.echo(f"{result.runs} runs: {result.skipped} finished before, {len(result.outcomes)} trained now, "
+               f"{len(result.failed)} failed")
+    for cell in results["cells"]:
+        accuracy = "-" if cell["mean"] is None else f"{cell['mean']:.2%} ± {cell['std']:.2%}"
+        typer.echo(f"  {cell['cell']:<16} {accuracy:>18}  ({cell['folds_finished']}/{cell['folds']} folds)")
+    typer.echo("written: " + ", ".join(str(p) for p in result.written))
+
+
+def _dry_run(settings, jobs: int, threads: int) -> None:
+    from edgefer.train.studies.estimate import estimate
+    from edgefer.train.studies.grid import cells, tasks
+
+    grid = cells(settings)
+    runs = tasks(settings)
+    teachers = sum(1 for t in runs if t.cell is None)
+    typer.echo(f"{settings.study} study: {len(grid)} cells x {settings.folds} folds = {len(grid) * settings.folds} "
+               f"runs" + (f" + {teachers} teacher runs" if teachers else "") + f", {settings.epochs} epochs each")
+    typer.echo("cells: " + ", ".join(c.name for c in grid))
+    cost = estimate(settings, jobs, threads, progress=lambda line: typer.echo(line, err=True))
+    typer.echo(f"estimate: {cost.cpu_hours:.2f} CPU-hours for {cost.runs} runs; about {_duration(cost.wall_hours)} "
+               f"wall with --jobs {jobs} x {threads} thread(s) (crop preprocessing {cost.preprocessing:.0f} s, once)")
+
+
+def _duration(hours: float) -> str:
+    if hours >= 48:
+        return f"{hours / 24:.1f} days"
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.1f} min"

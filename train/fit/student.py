@@ -1,0 +1,111 @@
+"""Train one member of the MicroExpNet family on one fold: cross-entropy, or distillation from teacher logits.
+
+The authors' settings are the defaults: Adam 1e-4, batch 64, dropout 0.5 (keep probability 0.5),
+T = 8 and lambda = 0.5 for distillation, Xavier-initialised weights and N(0, 0.5) biases (their
+MicroExpNet.py). Inputs are the 84x84 gray crops, pixels 0..255, no normalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgefer.errors import ModelError
+from edgefer.spec import ModelSpec
+from edgefer.train.data.crops import Progress
+from edgefer.train.data.folds import DataOptions, load_fold
+from edgefer.train.fit.loop import Hooks, LoopConfig, fit, seed_everything
+from edgefer.train.fit.losses import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE, check_hyperparameters, distillation_loss
+from edgefer.train.fit.reports import MetricsLog
+from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, jsonable, path_text, spec_extra, start_run
+from edgefer.train.fit.teacher_logits import file_sha256, load_teacher_logits
+from edgefer.train.models.registry import TEACHER, canonical_name, create_model
+from edgefer.zoo import PRETRAINED
+
+
+@dataclass(frozen=True)
+class StudentRun:
+    data: DataOptions
+    out: Path
+    epochs: int
+    model: str = "p12-xxs"
+    teacher_logits: Path | None = None
+    temperature: float = DEFAULT_TEMPERATURE
+    lam: float = DEFAULT_LAMBDA
+    lr: float = 1e-4
+    batch_size: int = 64
+    dropout: float = 0.5
+    seed: int = 0
+    eval_every: int = 1
+    checkpoint_seconds: float = 300.0
+
+    def loop_config(self) -> LoopConfig:
+        return LoopConfig(self.epochs, self.batch_size, self.lr, self.seed, self.eval_every,
+                          self.checkpoint_seconds)
+
+
+def student_name(name: str) -> str:
+    """The canonical family name; the teacher and the bundled pretrained models are refused."""
+    key = canonical_name(name)
+    if key == TEACHER or key in PRETRAINED:
+        raise ModelError(f"{name!r} is not a family member to train as a student "
+                         "(the teacher trains with 'edgefer train teacher')")
+    return key
+
+
+def authors_init(model: nn.Module) -> None:
+    """Xavier-uniform weights and N(0, 0.5) biases, as the authors' TensorFlow code initialised them."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.normal_(module.bias, 0.0, 0.5)
+
+
+def as_float(inputs: torch.Tensor) -> torch.Tensor:
+    return inputs.float()
+
+
+def train_student(run: StudentRun, hooks: Hooks | None = None, progress: Progress | None = None) -> dict:
+    """Train (or resume) the run in ``run.out``; return its final metrics (also in RUN/metrics.json)."""
+    name = student_name(run.model)
+    check_loop(run.loop_config(), run.dropout)
+    check_hyperparameters(run.temperature, run.lam)
+    paths = RunPaths(run.out)
+    fold = load_fold(run.data, progress)
+    train, fingerprint = fold.train, {**fold.fingerprint(), "model": name, "dropout": run.dropout}
+    if run.teacher_logits is not None:
+        logits, _ = load_teacher_logits(run.teacher_logits, fold)
+        train = replace(train, targets=logits)
+        fingerprint.update(teacher_logits=file_sha256(run.teacher_logits), temperature=run.temperature,
+                           lam=run.lam)
+    start_run(paths, fold, {"kind": "student", **jsonable(asdict(run))})
+    seed_everything(run.seed)
+    model = create_model(name, dropout=run.dropout)
+    authors_init(model)
+    result = fit(model, train, fold.test, _loss(run), as_float, run.loop_config(), paths.checkpoint, fingerprint,
+                 MetricsLog(paths.metrics_log), hooks)
+    distilled = run.teacher_logits is not None
+    summary = {"kind": "student", "model": name, "run": paths.root.name, "dataset": run.data.dataset,
+               "loss": "distillation" if distilled else "cross-entropy",
+               "temperature": run.temperature if distilled else None, "lam": run.lam if distilled else None,
+               "teacher_logits": path_text(run.teacher_logits), "seed": run.seed}
+    accuracy = float((result.test_logits.argmax(1) == fold.test.labels).float().mean())
+    spec = ModelSpec(model=f"{name}:{paths.root.name}",
+                     source=f"edgefer train student ({summary['loss']}, {len(result.history)} epochs)",
+                     extra=spec_extra({**fold.fingerprint(), "dataset": run.data.dataset, "epochs": len(result.history),
+                                       "temperature": summary["temperature"], "lambda": summary["lam"],
+                                       "test_accuracy": f"{accuracy:.4f}"}))
+    return finish_run(paths, model, name, spec, fold, result, summary)
+
+
+def _loss(run: StudentRun):
+    def loss(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+        if targets is None:
+            return F.cross_entropy(logits, labels)
+        return distillation_loss(logits, targets, labels, run.temperature, run.lam)
+
+    return loss
