@@ -12,7 +12,7 @@ from synthetic_faces import shared_cache, shared_dataset, write_ck, write_folder
 
 from edgefer.errors import InputError
 from edgefer.spec import LABELS
-from edgefer.train import crops as crops_module
+from edgefer.train.data import crops as crops_module
 from edgefer.train.data.crops import load_crops
 from edgefer.train.data.datasets import LayoutOptions, read_dataset
 from edgefer.train.data.faces import AUTHORS_OFFSETS, authors_windows, training_crops
