@@ -16,12 +16,10 @@ import numpy as np
 
 from edgefer.errors import InputError
 from edgefer.imagefile import IMAGE_SUFFIXES
-from edgefer.preprocess import CROP_OFFSET, CROP_SIZE, FaceDetector, faces_to_batch, read_image
+from edgefer.preprocess import AUTHORS_OFFSETS, FaceDetector, authors_crops, faces_to_batch, read_image
 from edgefer.zoo import MODELS_DIR
 
 BUILTIN_FACE = MODELS_DIR / "calibration-face.png"
-#: The authors' 8 training crops of a 256x256 face: (row, col) offsets of a 224x224 window.
-AUTHORS_OFFSETS = ((0, 0), (0, 5), (0, 32), (5, 0), (32, 0), (5, 5), (32, 32), (5, 32))
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -110,23 +108,13 @@ def builtin_crops(count: int = 128, seed: int = 0, size: int = 84) -> np.ndarray
         side = int(round(w * scale))
         left = int(np.clip(x + dx - (side - w) / 2, 0, image.shape[1] - side))
         top = int(np.clip(y + dy - (side - h) / 2, 0, image.shape[0] - side))
-        row, col = AUTHORS_OFFSETS[index % len(AUTHORS_OFFSETS)]
-        crop = _authors_window(image[top:top + side, left:left + side], row, col, size)
+        offset = AUTHORS_OFFSETS[index % len(AUTHORS_OFFSETS)]
+        crop = authors_crops(image[top:top + side, left:left + side], (offset,), size)[0].astype(np.float32)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
         crops.append(np.clip(np.rint(crop * gain + bias), 0, 255))
     return np.stack(crops).astype(np.float32)[:, None]
-
-
-def _authors_window(face: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
-    """Resize to 256, take the 224 window at (row, col), resize to ``size``, gray (FACTS.md)."""
-    import cv2
-
-    face = cv2.resize(face, (CROP_SIZE, CROP_SIZE))
-    window = face[row:row + CROP_SIZE - CROP_OFFSET, col:col + CROP_SIZE - CROP_OFFSET]
-    window = cv2.resize(np.ascontiguousarray(window), (size, size))
-    return cv2.cvtColor(window, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
 def builtin_validation_crops(size: int = 84) -> np.ndarray:
@@ -136,8 +124,7 @@ def builtin_validation_crops(size: int = 84) -> np.ndarray:
     x, y, w, h = boxes[0] if boxes else (0, 0, image.shape[1], image.shape[0])
     face = image[y:y + h, x:x + w]
     crops = []
-    for row, col in AUTHORS_OFFSETS:
-        crop = _authors_window(face, row, col, size)
+    for crop in authors_crops(face, AUTHORS_OFFSETS, size):
         crops += [crop, crop[:, ::-1]]
     return np.stack(crops).astype(np.float32)[:, None]
 

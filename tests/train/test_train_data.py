@@ -15,7 +15,7 @@ from edgefer.spec import LABELS
 from edgefer.train.data import crops as crops_module
 from edgefer.train.data.crops import load_crops
 from edgefer.train.data.datasets import LayoutOptions, read_dataset
-from edgefer.train.data.faces import AUTHORS_OFFSETS, authors_windows, training_crops
+from edgefer.train.data.faces import AUTHORS_OFFSETS, training_crops
 from edgefer.train.data.splits import load_split, make_split, save_split
 
 
@@ -91,7 +91,7 @@ def test_training_crops_are_the_authors_windows(tmp_path):
     for crop, (row, col) in zip(crops, AUTHORS_OFFSETS, strict=True):
         expected = cv2.resize(np.ascontiguousarray(face[row:row + 224, col:col + 224]), (84, 84))
         np.testing.assert_array_equal(crop, expected)
-    assert authors_windows(face, size=42).shape == (8, 42, 42)
+    assert training_crops(path, detector=None, size=42)[0].shape == (8, 42, 42)
 
 
 def test_crop_cache_is_reused_and_follows_file_changes(tmp_path, monkeypatch):
