@@ -188,6 +188,17 @@ def crop_face(image: np.ndarray, box: Box | None, size: int = 84) -> np.ndarray:
     return authors_crops(face_region(image, box), size=size)[0].astype(np.float32)
 
 
+def ready_crop(image: np.ndarray, size: int = 84) -> np.ndarray:
+    """A model-ready face crop of any size -> size x size float32 gray: resized only, no authors' crop
+    (that one suits a detector's box, not a crop already cut to the face)."""
+    gray = to_gray(image)
+    if gray.shape != (size, size):
+        shrink = gray.shape[0] > size or gray.shape[1] > size
+        gray = opencv().resize(gray, (size, size), interpolation=opencv().INTER_AREA if shrink
+                               else opencv().INTER_LINEAR)
+    return gray.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class SkippedBox:
     """A given face box that was not classified, and why: "empty" (width or height <= 0),

@@ -60,6 +60,36 @@ def check_onnx_file(path: str | os.PathLike) -> Path:
     return path
 
 
+_ONNX_METADATA_FIELD = 14
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` (key -> value), read from the bytes without the onnx package;
+    for runtimes that do not expose them (OpenVINO's ONNX reader). Call after :func:`check_onnx_file`."""
+    data = memoryview(Path(path).read_bytes())
+    found: dict[str, str] = {}
+    pos = 0
+    try:
+        while pos < len(data):
+            key, pos = _varint(data, pos)
+            wire = key & 7
+            if wire == 0:
+                _, pos = _varint(data, pos)
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+            elif wire == 2:
+                length, pos = _varint(data, pos)
+                if key >> 3 == _ONNX_METADATA_FIELD:
+                    entry = _walk(data[pos:pos + length], "metadata", [], 0)
+                    found[bytes(entry.get(1, b"")).decode()] = bytes(entry.get(2, b"")).decode()
+                pos += length
+            else:
+                raise ValueError(f"unsupported wire type {wire} at byte {pos}")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: unreadable ONNX metadata ({err})") from None
+    return found
+
+
 def _walk(data: memoryview, kind: str, locations: list[bytes], depth: int) -> dict[int, object]:
     """Check that ``data`` parses as a protobuf message, collecting external-data locations; its last
     value of each field number (bytes for length-delimited fields)."""

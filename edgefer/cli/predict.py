@@ -8,7 +8,12 @@ from typing import Annotated
 
 import typer
 
-from edgefer.cli.common import native_stderr_silenced
+from edgefer.cli.common import EXIT_BAD_INPUT, native_stderr_silenced
+from edgefer.errors import InputError, ModelError
+
+#: What ``--json`` and the table call each way of finding the faces.
+DETECTORS = {"detect": "haar", "no-detect": "none (whole image as the face box)",
+             "crop": "none (ready crops, resized only)"}
 
 
 def predict(
@@ -18,36 +23,71 @@ def predict(
                                                      "(default: by file type).")] = None,
     device: Annotated[str | None, typer.Option(help="Backend device, e.g. cpu, cuda, GPU.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Inference threads.")] = None,
-    no_detect: Annotated[bool, typer.Option("--no-detect", help="Treat each image as an aligned face crop.")]
-    = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    no_detect: Annotated[bool, typer.Option("--no-detect", help="Take each whole image as a detector's face box "
+                                                                "(the authors' crop is applied).")] = False,
+    crop: Annotated[bool, typer.Option("--crop", help="Each image is a model-ready face crop (e.g. 84x84 gray): "
+                                                      "resized to the model's input only, nothing cut.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array, one object per image.")] = False,
 ) -> None:
     """Recognise the facial expression of every face in the images, left to right in each.
 
-    A missing, truncated, corrupt or oversized image (over $EDGEFER_MAX_IMAGE_PIXELS, default
-    89,478,485 pixels) stops the run with exit code 2 and one line naming the file.
+    Every image is processed: a missing, truncated, corrupt or oversized one (over
+    $EDGEFER_MAX_IMAGE_PIXELS, default 89,478,485 pixels) gets one line on stderr (and an "error"
+    entry with --json), and the command exits with code 2 at the end.
     """
-    from edgefer.imagefile import read_image
     from edgefer.runtime import Recognizer
 
+    if crop and no_detect:
+        raise InputError("--crop and --no-detect exclude each other: --crop takes ready crops, "
+                         "--no-detect whole images as face boxes")
+    mode = "crop" if crop else "no-detect" if no_detect else "detect"
     recognizer = Recognizer(model, backend=backend, threads=threads, device=device)
-    results = []
+    about = {"model": model, "backend": recognizer.backend.name, "detector": DETECTORS[mode]}
+    header = (f"# model {model} on {recognizer.backend.name} ({recognizer.backend.device}), "
+              f"faces: {DETECTORS[mode]}")
+    results, failed = [], 0
     for image in images:
-        with native_stderr_silenced():
-            frame = read_image(image)
-        faces = recognizer.predict(frame, detect=not no_detect)
-        results.append({"image": str(image), "faces": [face.to_dict() for face in faces]})
+        try:
+            faces = _faces(recognizer, image, mode)
+        except (InputError, ModelError) as err:
+            failed += 1
+            message = " ".join(str(err).split())
+            typer.echo(f"edgefer: error: {message}", err=True)
+            results.append({"image": str(image), **about, "error": message})
+            continue
+        results.append({"image": str(image), **about, "faces": [face.to_dict() for face in faces]})
         if not as_json:
-            _print_faces(str(image), faces)
+            if header:
+                typer.echo(header)
+                header = ""
+            _print_faces(str(image), faces, mode)
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        typer.echo(json_array(results))
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _print_faces(image: str, faces: list) -> None:
+def json_array(items: list[dict]) -> str:
+    """A JSON array with one item per line: valid JSON, and still readable line by line."""
+    return "[" + ",\n ".join(json.dumps(item) for item in items) + "]"
+
+
+def _faces(recognizer, image: Path, mode: str) -> list:
+    from edgefer.imagefile import read_image
+
+    with native_stderr_silenced():
+        frame = read_image(image, recognizer.max_pixels)
+    if mode == "crop":
+        return [recognizer.classify_crop(frame)]
+    return recognizer.predict(frame, detect=mode == "detect")
+
+
+def _print_faces(image: str, faces: list, mode: str) -> None:
     if not faces:
         typer.echo(f"{image}: no face found")
     for index, face in enumerate(faces):
-        box = "whole image" if face.box is None else "x={} y={} w={} h={}".format(*face.box)
+        whole = "ready crop" if mode == "crop" else "whole image"
+        box = whole if face.box is None else "x={} y={} w={} h={}".format(*face.box)
         top = sorted(face.scores.items(), key=lambda kv: -kv[1])[:3]
         scores = "  ".join(f"{label} {p:.3f}" for label, p in top)
         typer.echo(f"{image}  face {index}  [{box}]  {face.label:<9} {scores}")

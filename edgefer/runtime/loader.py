@@ -25,6 +25,13 @@ SUFFIXES: dict[str, str] = {
     ".plan": "tensorrt",
 }
 
+#: backend -> the artifact suffixes it reads, and the `edgefer convert --to` target that makes one
+READS: dict[str, tuple[tuple[str, ...], str]] = {
+    "onnxruntime": ((".onnx",), "onnx"),
+    "openvino": ((".xml", ".onnx"), "openvino"),
+    "tensorrt": ((".engine", ".plan"), "tensorrt"),
+}
+
 
 def backend_for(path: Path) -> str:
     """The default backend for an artifact, by its file type."""
@@ -52,7 +59,19 @@ def open_backend(path: str | os.PathLike, backend: str | None = None, *, threads
     (e.g. ONNX Runtime's ``allow_fallback``)."""
     path = Path(path)
     name = backend or backend_for(path)
+    check_readable(path, name)
     kwargs: dict[str, object] = {"threads": threads, "spec": spec, **options}
     if device:
         kwargs["device"] = device
     return backend_class(name)(path, **kwargs)
+
+
+def check_readable(path: Path, backend: str) -> None:
+    """Refuse a file the backend cannot read, naming the `edgefer convert` that makes one it can."""
+    if backend not in READS:
+        backend_class(backend)  # raises: unknown backend
+    suffixes, target = READS[backend]
+    if path.suffix.lower() not in suffixes:
+        raise ModelError(f"{path}: {backend} reads {' or '.join(suffixes)} files, not {path.suffix or 'this file'}; "
+                         f"make one with: edgefer convert MODEL --to {target} --out DIR "
+                         "(MODEL: a bundled name, family name or .safetensors)")

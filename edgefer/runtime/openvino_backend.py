@@ -1,6 +1,7 @@
-"""OpenVINO backend: IR files (.xml + .bin) on CPU (or an Intel GPU), inference precision pinned.
+"""OpenVINO backend: IR files (.xml + .bin) or ONNX files on CPU (or an Intel GPU), inference precision pinned.
 
-The edgefer spec is read from the IR's ``rt_info`` at :data:`RT_INFO_PATH`. The inference precision
+The edgefer spec is read from the IR's ``rt_info`` at :data:`RT_INFO_PATH`, or from an ONNX file's
+``metadata_props`` (OpenVINO reads ONNX itself but does not keep those). The inference precision
 is always asked for explicitly: on CPUs with bf16 (AVX512_BF16 / AMX) OpenVINO otherwise runs
 FP32 models in bf16. The precision the compiled model really uses is read back and reported.
 """
@@ -56,11 +57,12 @@ class OpenVinoBackend(Backend):
 
     def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None, threads: int | None = None,
                  device: str = "CPU", performance: str = "latency"):
-        path, weights = check_ir_files(path)
+        onnx = Path(path).suffix.lower() == ".onnx"
+        path, weights = (check_model_file(path, "an ONNX model (.onnx)"), None) if onnx else check_ir_files(path)
         _ov()
         ov_device = _device(device)
         model = _read_model(path, weights)
-        spec = spec or _spec_of(model, path)
+        spec = spec or (_onnx_spec(path) if onnx else _spec_of(model, path))
         _check_io(model, spec, path)
         config = _compile_config(ov_device, spec.precision, threads, performance)
         try:
@@ -121,11 +123,28 @@ def _device(device: str) -> str:
     return wanted
 
 
-def _read_model(path: Path, weights: Path):
+def _read_model(path: Path, weights: Path | None):
     try:
+        if weights is None:
+            return _core().read_model(str(path))
         return _core().read_model(str(path), str(weights))
     except RuntimeError as err:
-        raise ModelError(f"{path}: not a loadable OpenVINO IR ({error_reason(err)})") from None
+        kind = "ONNX model" if weights is None else "OpenVINO IR"
+        raise ModelError(f"{path}: not a loadable {kind} for OpenVINO ({error_reason(err)})") from None
+
+
+def _onnx_spec(path: Path) -> ModelSpec:
+    from edgefer.spec import METADATA_KEY
+    from edgefer.trust import onnx_metadata
+
+    text = onnx_metadata(path).get(METADATA_KEY)
+    if not text:
+        raise ModelError(f"{path}: no edgefer metadata ({METADATA_KEY}) in the ONNX file; "
+                         "export it with 'edgefer convert' or pass spec=")
+    try:
+        return ModelSpec.from_json(text)
+    except (ValueError, TypeError) as err:
+        raise ModelError(f"{path}: broken edgefer metadata ({err})") from None
 
 
 def _spec_of(model, path: Path) -> ModelSpec:

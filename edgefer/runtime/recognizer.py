@@ -11,7 +11,7 @@ import numpy as np
 
 from edgefer.errors import ModelError
 from edgefer.imagefile import decode_image, read_image
-from edgefer.preprocess import Box, CropBatch, FaceDetector, crops_to_batch, faces_to_batch, to_uint8_image
+from edgefer.preprocess import Box, CropBatch, FaceDetector, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
 from edgefer.runtime.loader import open_backend
 from edgefer.spec import ModelSpec
@@ -62,6 +62,13 @@ class Recognizer:
         if len(pixels) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         return softmax(self.backend.run(pixels))
+
+    def classify_crop(self, image: Image, *, color: str = "bgr") -> Face:
+        """One model-ready face crop (a file, bytes or array of any size): made gray and resized to the
+        model's input, nothing cut away; the Face has box None. ``classify`` on the same 84x84 pixels
+        gives the same scores."""
+        pixels = ready_crop(self._load(image, color), self.spec.input_size)
+        return self._faces([None], self.classify(pixels))[0]
 
     def predict(self, image: Image, *, detect: bool = True, color: str = "bgr",
                 boxes: Sequence[Box] | None = None) -> list[Face]:

@@ -32,8 +32,44 @@ def test_predict_table_and_no_detect(tmp_path, astronaut_path, reference):
     out = edgefer("predict", "--model", "microexpnet-oulu", astronaut_path, crop, "--no-detect")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == 2 and all("whole image" in line for line in lines)
-    assert any(label in lines[0] for label in LABELS)
+    assert lines[0].startswith("# model microexpnet-oulu on onnxruntime")
+    assert len(lines) == 3 and all("whole image" in line for line in lines[1:])
+    assert any(label in lines[1] for label in LABELS)
+
+
+def test_predict_crop_matches_classify(tmp_path, reference):
+    """--crop feeds a ready 84x84 crop as it is: the scores are Recognizer.classify's on those pixels."""
+    import cv2
+
+    from edgefer import Recognizer
+
+    pixels = reference["inputs"][reference["astronaut_index"]].astype(np.uint8)
+    crop = tmp_path / "face_crop_84x84.png"
+    cv2.imwrite(str(crop), pixels)
+    out = edgefer("predict", "--json", "--crop", crop)
+    assert out.returncode == 0, out.stderr
+    (result,) = json.loads(out.stdout)
+    assert result["detector"].startswith("none (ready crops")
+    expected = Recognizer("microexpnet-ck").classify(pixels)[0]
+    got = np.array([result["faces"][0]["scores"][label] for label in LABELS])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    other = json.loads(edgefer("predict", "--json", "--no-detect", crop).stdout)[0]["faces"][0]["scores"]
+    assert not np.allclose([other[label] for label in LABELS], expected, atol=1e-3)
+
+
+def test_predict_goes_on_after_a_bad_file(tmp_path, astronaut_path):
+    """One bad file costs one stderr line and an "error" entry; the others are still answered; exit 2."""
+    missing = tmp_path / "missing.png"
+    out = edgefer("predict", "--json", astronaut_path, missing, astronaut_path)
+    assert out.returncode == 2
+    results = json.loads(out.stdout)
+    assert [r["image"] for r in results] == [str(astronaut_path), str(missing), str(astronaut_path)]
+    assert len(results[0]["faces"]) == 1 and results[2]["faces"] == results[0]["faces"]
+    assert "missing.png" in results[1]["error"] and "faces" not in results[1]
+    assert results[0]["model"] == "microexpnet-ck" and results[0]["detector"] == "haar"
+    assert out.stderr.strip().splitlines() == [f"edgefer: error: {results[1]['error']}"]
+    table = edgefer("predict", missing, astronaut_path)
+    assert table.returncode == 2 and "face 0" in table.stdout and len(table.stderr.strip().splitlines()) == 1
 
 
 def test_predict_reports_no_face(tmp_path):
