@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.errors import InputError
-from edgefer.spec import LABELS
+from edgefer.spec import LABELS, label_index
 
 CHUNK = 64
 
@@ -46,7 +46,8 @@ def labelled_images(folder: str | os.PathLike) -> list[tuple[Path, int]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: --data must be a folder with one sub-folder per label")
-    unknown = [p.name for p in folder.iterdir() if p.is_dir() and p.name not in LABELS]
+    unknown = [p.name for p in folder.iterdir()
+               if p.is_dir() and not p.name.startswith(".") and label_index(p.name) is None]
     if unknown:
         raise InputError(f"{folder}: sub-folders {', '.join(sorted(unknown))} are not labels; expected names "
                          f"from {', '.join(LABELS)}")

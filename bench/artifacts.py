@@ -19,6 +19,7 @@ import numpy as np
 
 from edgefer.bench.jobs import BuildJob
 from edgefer.bench.plan import ArtifactInfo
+from edgefer.errors import one_line
 from edgefer.fileio import atomic_path, atomic_write_text
 
 MANIFEST = "manifest.json"
@@ -56,10 +57,10 @@ def _convert(job: BuildJob, precision: str, formats: list[str], folder: Path) ->
     try:
         artifacts = convert(request, progress=lambda _: None)
     except Exception as err:  # noqa: BLE001 - every failure becomes a failed artifact with its reason
-        reason = f"convert failed: {type(err).__name__}: {_one_line(err)}"
+        reason = f"convert failed: {type(err).__name__}: {one_line(err)}"
         return [ArtifactInfo(fmt, precision, "", status="failed", reason=reason) for fmt in formats]
     seconds = time.perf_counter() - start
-    return [ArtifactInfo(a.format, precision, str(a.path), a.size_bytes, a.status, _one_line(a.reason), seconds)
+    return [ArtifactInfo(a.format, precision, str(a.path), a.size_bytes, a.status, one_line(a.reason), seconds)
             for a in artifacts]
 
 
@@ -113,7 +114,3 @@ def _read_manifest(folder: Path) -> dict[tuple[str, str], ArtifactInfo]:
 def _write_manifest(folder: Path, cached: dict[tuple[str, str], ArtifactInfo]) -> None:
     entries = [asdict(replace(i, path=Path(i.path).name)) for i in cached.values() if Path(i.path).parent == folder]
     atomic_write_text(folder / MANIFEST, json.dumps(entries, indent=1))
-
-
-def _one_line(text: object, limit: int = 400) -> str:
-    return " ".join(str(text).split())[:limit]

@@ -22,10 +22,7 @@ from edgefer.bench.machine import describe_machine, load_average
 from edgefer.bench.plan import ArtifactInfo, BenchRequest, Cell, ModelInfo, cells_for, resolve_models, with_artifact
 from edgefer.bench.records import BenchResult, Record
 from edgefer.bench.supervisor import run_worker
-
-#: Artifact formats convert builds, in its order, and the precisions it builds them in.
-BUILT_FORMATS = ("onnx", "openvino", "tensorrt")
-BUILT_PRECISIONS = ("fp32", "fp16", "int8")
+from edgefer.spec import FORMATS, PRECISIONS
 
 
 class Progress(Protocol):
@@ -141,8 +138,8 @@ def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context):
     if not runnable:
         return {}, None, ""
     request = context.request
-    formats = [f for f in BUILT_FORMATS if any(b.format == f for b in runnable)]
-    precisions = [p for p in request.precisions if p in BUILT_PRECISIONS]
+    formats = [f for f in FORMATS if any(b.format == f for b in runnable)]
+    precisions = [p for p in request.precisions if p in PRECISIONS]
     torch_weights = any(b.format == "safetensors" for b in runnable)
     folder = context.work / model.name
     job = BuildJob(model.name, formats, precisions if formats else [], torch_weights, str(folder),

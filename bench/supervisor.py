@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgefer.bench.jobs import BuildJob, TimeJob, write_job
+from edgefer.fileio import last_line
 
 POLL_SECONDS = 0.1
 
@@ -94,14 +95,5 @@ def _crash_reason(code: int, log_path: Path) -> str:
             what = f"crashed (signal {-code})"
     else:
         what = f"exited with code {code}"
-    tail = _last_line(log_path)
+    tail = last_line(log_path)
     return f"worker {what}" + (f": {tail}" if tail else "")
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-    except OSError:
-        return ""
-    lines = [line for line in lines if line]
-    return lines[-1][:300] if lines else ""

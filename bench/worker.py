@@ -25,6 +25,8 @@ from edgefer.bench.catalog import BY_NAME
 from edgefer.bench.jobs import TimeJob, read_job
 from edgefer.bench.plan import Cell
 from edgefer.bench.records import Parity, Record
+from edgefer.errors import one_line
+from edgefer.fileio import file_sha256
 
 FAULT_ENV = "EDGEFER_BENCH_FAULT"
 SPLIT_REPEATS = 50
@@ -157,16 +159,10 @@ def peak_rss_mb() -> float | None:
 
 
 def _sha256(path: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return ""
-    return digest.hexdigest()
 
 
 def _inject_fault(backend: str) -> None:
@@ -182,8 +178,7 @@ def _inject_fault(backend: str) -> None:
 
 
 def _why(err: BaseException) -> str:
-    text = " ".join(str(err).split())[:400]
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return one_line(err, 400, typed=True)
 
 
 if __name__ == "__main__":

@@ -49,14 +49,16 @@ def crops_from_folder(folder: str | os.PathLike, limit: int = 512, size: int = 8
 
 
 def labelled_images(folder: str | os.PathLike) -> list[tuple[Path, int]] | None:
-    """(image, label index) for a folder-per-class layout (every sub-folder named as a label, e.g.
-    ``happy/``); None when ``folder`` is not laid out so (then its images are unlabelled faces)."""
-    from edgefer.spec import LABELS
+    """(image, label index) for a folder-per-class layout (every sub-folder named as a label or one of its
+    synonyms, e.g. ``happy/`` or ``happiness/``: ``edgefer.spec.label_index``, the rule training datasets
+    use too); None when ``folder`` is not laid out so (then its images are unlabelled faces)."""
+    from edgefer.spec import label_index
 
-    classes = sorted(p for p in Path(folder).iterdir() if p.is_dir())
-    if not classes or any(c.name not in LABELS for c in classes):
+    classes = sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
+    labels = [label_index(c.name) for c in classes]
+    if not classes or None in labels:
         return None
-    items = [(p, LABELS.index(c.name)) for c in classes for p in sorted(c.rglob("*"))
+    items = [(p, label) for c, label in zip(classes, labels, strict=True) for p in sorted(c.rglob("*"))
              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     return items or None
 

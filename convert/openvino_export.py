@@ -18,11 +18,10 @@ from edgefer.errors import InputError, ModelError
 from edgefer.fileio import fsync_dir, fsync_file
 from edgefer.runtime.base import check_model_file
 from edgefer.runtime.openvino_backend import RT_INFO_PATH, error_reason, read_openvino_spec
-from edgefer.spec import METADATA_KEY, ModelSpec
+from edgefer.spec import METADATA_KEY, PRECISIONS, ModelSpec
 
 __all__ = ["PRECISIONS", "RT_INFO_PATH", "export_openvino", "read_openvino_spec", "save_ir", "set_spec"]
 
-PRECISIONS = ("fp32", "fp16", "int8")
 
 #: Constant element types that only a quantized (Q/DQ) ONNX leaves in the converted model.
 _QUANTIZED_TYPES = {"i8", "u8", "i4", "u4"}

@@ -14,12 +14,11 @@ import torch
 from edgefer.convert.calibration import calibration_and_validation, labelled_split
 from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio, compare
 from edgefer.convert.sources import Source, load_source
-from edgefer.errors import BackendUnavailable, InputError, ModelError
-from edgefer.fileio import fsync_dir, fsync_file, make_staging_dir
+from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
+from edgefer.fileio import cache_dir, fsync_dir, fsync_file, make_staging_dir
 from edgefer.runtime.loader import open_backend
+from edgefer.spec import FORMATS, PRECISIONS
 
-FORMATS = ("onnx", "openvino", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tensorrt": ".engine"}
 DEFAULT_MAX_BATCH = 256
 
@@ -149,11 +148,7 @@ def _reference_logits(source: Source, pixels: np.ndarray) -> np.ndarray:
             return source.model(torch.from_numpy(pixels)).numpy()
     except Exception as err:  # noqa: BLE001 - a model that cannot run cannot be exported
         raise ModelError(f"{source.name}: cannot be exported: the PyTorch model fails on "
-                         f"{source.spec.input_shape} inputs ({_first_line(err)})") from None
-
-
-def _first_line(err: BaseException) -> str:
-    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:300]}"
+                         f"{source.spec.input_shape} inputs ({one_line(err, typed=True)})") from None
 
 
 def _existing_parent(out: Path) -> Path:
@@ -172,7 +167,7 @@ def _export_onnx(source: Source, request: ConvertRequest, staging: Path) -> Path
         proto = export_onnx_proto(source.model, spec, opset=request.opset, batch=request.batch)
         return save_onnx(proto, staging / f"{source.name}.fp32.src.onnx")
     except Exception as err:  # noqa: BLE001 - the exporter raises many types; the user needs one line
-        raise ModelError(f"{source.name}: cannot be exported to ONNX ({_first_line(err)})") from None
+        raise ModelError(f"{source.name}: cannot be exported to ONNX ({one_line(err, typed=True)})") from None
 
 
 def _base_onnx(source: Source, request: ConvertRequest, fp32_onnx: Path, calibration: np.ndarray,
@@ -214,16 +209,10 @@ def _build(fmt: str, source: Source, request: ConvertRequest, base_onnx: Path, s
 
             batch = (request.batch,) * 3 if request.batch else (1, 1, request.max_batch)
             build_engine(base_onnx, target, spec, precision=precision, batch=batch,
-                         timing_cache=_cache_dir() / "tensorrt-timing.cache")
+                         timing_cache=cache_dir("tensorrt-timing.cache"))
     except Exception as err:  # noqa: BLE001 - any build failure is reported per artifact
         artifact.status, artifact.reason = "failed", f"build failed: {type(err).__name__}: {err}"
     return artifact
-
-
-def _cache_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgefer"
 
 
 def _onnx_artifact(base_onnx: Path, target: Path, spec) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from edgefer.errors import ModelError, UnsafeModelError
+from edgefer.fileio import file_sha256
 from edgefer.spec import ModelSpec
 from edgefer.train.models.registry import TEACHER, canonical_name, create_model
 from edgefer.train.models.weights import load_weights
@@ -63,6 +63,6 @@ def _refuse_if_unsafe(path: Path) -> None:
 
 def _from_checkpoint(path: Path, name: str) -> Source:
     module, spec = load_weights(path)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = file_sha256(path)
     spec = replace(spec, source=Path(path).name, source_sha256=digest)
     return Source(module.eval(), spec, name)

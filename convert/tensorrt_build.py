@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from edgefer.errors import BackendUnavailable, InputError, ModelError
-from edgefer.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
+from edgefer.fileio import atomic_path, atomic_write_bytes, atomic_write_text, file_sha256
 from edgefer.runtime.base import check_model_file
 from edgefer.runtime.tensorrt_backend import (
     SIDECAR_FORMAT,
@@ -28,11 +28,10 @@ from edgefer.runtime.tensorrt_backend import (
     sidecar_path,
     trt_logger,
 )
-from edgefer.spec import ModelSpec
+from edgefer.spec import PRECISIONS, ModelSpec
 
 LOG = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
 #: Builder flags per precision (TF32 is cleared for fp32 so fp32 engines match ONNX Runtime).
 FLAGS = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16")}
 
@@ -61,7 +60,7 @@ def build_engine(onnx_path: Path, out_engine: Path, spec: ModelSpec, precision: 
     with _BUILD_LOCK:
         plan, build = _build(trt, onnx_path, spec, batch, timing_cache, workspace_mb)
     build["cuda_driver"] = cuda.get_driver_version()
-    build["source_onnx_sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    build["source_onnx_sha256"] = file_sha256(onnx_path)
     record = sidecar_record(spec, identity, batch, build, plan)
     atomic_write_text(sidecar_path(out_engine), json.dumps(record, indent=2, sort_keys=True) + "\n")
     with atomic_path(out_engine) as tmp:  # the plan last: a reader never pairs a new plan with an old sidecar
@@ -106,7 +105,7 @@ def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], t
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ModelError(f"{onnx_path}: TensorRT cannot parse this ONNX ({_one_line(errors)})")
+        raise ModelError(f"{onnx_path}: TensorRT cannot parse this ONNX ({one_line(errors)})")
     _check_network(network, spec, batch, onnx_path)
     quantized = any(network.get_layer(i).type in (trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE)
                     for i in range(network.num_layers))
@@ -166,9 +165,7 @@ def _timing_cache(config, path: str | os.PathLike | None):
             if not cache.combine(stored, ignore_mismatch=False):
                 LOG.info("%s: timing cache from another TensorRT or GPU, starting afresh", path)
         except Exception as err:  # noqa: BLE001 - an unusable cache only costs build time
-            LOG.warning("%s: unreadable timing cache, starting afresh (%s)", path, _one_line(err))
+            LOG.warning("%s: unreadable timing cache, starting afresh (%s)", path, one_line(err))
     return cache
 
 
-def _one_line(text: object, limit: int = 400) -> str:
-    return " ".join(str(text).split())[:limit] or "no details"

@@ -40,3 +40,16 @@ class BackendUnavailable(EdgeferError, RuntimeError):
     """The runtime asked for (OpenVINO, TensorRT, a CUDA device...) is not installed or not usable here."""
 
     exit_code = 5
+
+
+def one_line(err: object, limit: int = 300, *, last: bool = False, typed: bool = False) -> str:
+    """A message fit for a one-line error: the first (``last``: the last, where OpenVINO puts the reason after
+    its C++ source locations) non-empty line of ``err``, whitespace collapsed, at most ``limit`` characters;
+    ``typed`` puts the exception's type in front. An empty message gives the exception's type."""
+    lines = [" ".join(line.split()) for line in str(err).splitlines()]
+    lines = [line for line in lines if line]
+    name = type(err).__name__ if isinstance(err, BaseException) else ""
+    if not lines:
+        return name or "no details"
+    text = (lines[-1] if last else lines[0])[:limit]
+    return f"{name}: {text}" if typed and name else text

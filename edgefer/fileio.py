@@ -1,8 +1,10 @@
-"""Atomic file writing: a reader sees the old file or the complete new one, never a torn one."""
+"""Files: atomic writing (a reader sees the old file or the complete new one, never a torn one), checksums,
+the cache folder, the last line of a log."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -93,3 +95,28 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (model files can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir(*parts: str) -> Path:
+    """edgefer's cache folder (``$XDG_CACHE_HOME/edgefer``, or ``~/.cache/edgefer`` when that is unset or empty)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "edgefer", *parts)
+
+
+def last_line(path: str | os.PathLike, limit: int = 300) -> str:
+    """The last non-empty line of a text file (a worker's log), or "" when there is none or it is unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""

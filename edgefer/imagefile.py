@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.errors import InputError
+from edgefer.errors import InputError, one_line
 
 #: Pillow's default ``Image.MAX_IMAGE_PIXELS`` (1024**3 // 4 // 3).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -100,7 +100,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = No
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as err:
-        raise InputError(f"{name}: cannot decode {header.format} ({str(err).strip().splitlines()[-1]})") from None
+        raise InputError(f"{name}: cannot decode {header.format} ({one_line(err, last=True)})") from None
     if image is None:
         raise InputError(f"{name}: corrupt or unsupported {header.format}, OpenCV could not decode it")
     return image

@@ -16,6 +16,27 @@ LABELS: tuple[str, ...] = (
     "neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise",
 )
 
+#: Other names of the labels accepted for class folders (datasets, calibration and accuracy folders alike).
+LABEL_SYNONYMS: dict[str, str] = {
+    "angry": "anger", "contemptuous": "contempt", "disgusted": "disgust", "fearful": "fear", "afraid": "fear",
+    "happiness": "happy", "joy": "happy", "sad": "sadness", "surprised": "surprise", "neutrality": "neutral",
+}
+
+#: Artifact formats `edgefer convert` writes, in the order it builds them.
+FORMATS: tuple[str, ...] = ("onnx", "openvino", "tensorrt")
+
+#: Numeric precisions an artifact can be built in (``ModelSpec.precision``).
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+
+
+def label_index(name: str) -> int | None:
+    """A class folder name -> label index (case-insensitive, synonyms accepted); None if it names no label.
+    The one rule for every labelled folder edgefer reads."""
+    key = name.lower()
+    key = LABEL_SYNONYMS.get(key, key)
+    return LABELS.index(key) if key in LABELS else None
+
+
 #: The authors' inference preprocessing (FACTS.md), as a name the runtime dispatches on.
 AUTHORS_PREPROCESSING = "haar-crop-256-center224-84-gray"
 

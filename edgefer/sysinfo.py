@@ -13,6 +13,8 @@ import platform
 import sys
 from dataclasses import asdict, dataclass, field
 
+from edgefer.errors import one_line
+
 
 @dataclass
 class BackendInfo:
@@ -133,7 +135,7 @@ def cuda_gpus() -> list[str]:
 
 
 def _why(err: BaseException) -> str:
-    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".strip(": ")
+    return one_line(err, typed=True)
 
 
 def detect(include_torch: bool = True) -> SystemInfo:

@@ -12,13 +12,13 @@ its metadata), and checks each ONNX against the PyTorch model before it is kept.
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from edgefer.convert.onnx_export import export_onnx_proto, save_onnx
+from edgefer.fileio import file_sha256
 from edgefer.spec import ModelSpec
 from edgefer.train.models.configs import parse_member
 from edgefer.train.models.family import StudentNet, state_dict_from_tf
@@ -33,17 +33,13 @@ SOURCES = {
 }
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build(name: str, weights: Path, checkpoint: Path, out: Path) -> None:
     model = StudentNet(parse_member("p12-xxs"))
     with np.load(weights) as variables:
         model.load_state_dict(state_dict_from_tf(dict(variables)))
     model.eval()
     spec = ModelSpec(model=name, source=f"authors' TensorFlow checkpoint {checkpoint.name}",
-                     source_sha256=sha256(checkpoint) if checkpoint.is_file() else "")
+                     source_sha256=file_sha256(checkpoint) if checkpoint.is_file() else "")
     save_weights(model, out / f"{name}.safetensors", "p12-xxs", spec)
     proto = export_onnx_proto(model, spec)
     check_onnx(proto, model)

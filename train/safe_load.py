@@ -17,7 +17,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from edgefer.errors import ModelError, UnsafeModelError
+from edgefer.errors import ModelError, UnsafeModelError, one_line
 from edgefer.runtime.base import check_model_file
 
 NO_OPT_IN = ("edgefer reads pickles with weights_only=True only and has no option to unpickle code; "
@@ -38,7 +38,7 @@ def load_torch_file(path: str | os.PathLike, expected: str) -> object:
         raise UnsafeModelError(f"{path}: refused by torch's weights-only unpickler ({_refusal(err)}); "
                                f"{NO_OPT_IN}") from None
     except Exception as err:  # noqa: BLE001 - a broken zip or storage raises several types
-        raise ModelError(f"{path}: not a readable PyTorch file ({type(err).__name__}: {_first_line(err)})") from None
+        raise ModelError(f"{path}: not a readable PyTorch file ({one_line(err, typed=True)})") from None
 
 
 def refuse_unsafe_globals(path: Path) -> None:
@@ -50,14 +50,10 @@ def refuse_unsafe_globals(path: Path) -> None:
     try:
         unsafe = get_unsafe_globals_in_checkpoint(str(path))
     except Exception as err:  # noqa: BLE001 - a zip without a readable pickle inside
-        raise ModelError(f"{path}: not a readable PyTorch file ({type(err).__name__}: {_first_line(err)})") from None
+        raise ModelError(f"{path}: not a readable PyTorch file ({one_line(err, typed=True)})") from None
     if unsafe:
         raise UnsafeModelError(f"{path}: refused: its pickle names code to run on load "
                                f"({', '.join(sorted(unsafe)[:5])}); {NO_OPT_IN}")
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
 
 
 def _refusal(err: BaseException) -> str:
@@ -68,4 +64,4 @@ def _refusal(err: BaseException) -> str:
             line = line.split("WeightsUnpickler error:", 1)[1].strip()
         if line and not line.startswith(("Check the documentation", "Please file an issue")):
             return line[:300]
-    return _first_line(err)
+    return one_line(err)

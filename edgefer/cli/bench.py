@@ -10,13 +10,12 @@ import typer
 from edgefer.cli.common import ints, names
 from edgefer.errors import InputError
 
-DEFAULT_MODELS = "inception-v3,p12-m,p12-s,p12-xs,microexpnet"
-
 
 def bench(
-    models: Annotated[str, typer.Option(help="Models, comma-separated: family names (p12-s), aliases "
-                                             "(microexpnet, teacher) or bundled names (microexpnet-ck).")]
-    = DEFAULT_MODELS,
+    models: Annotated[str | None, typer.Option(help="Models, comma-separated: family names (p12-s), aliases "
+                                                    "(microexpnet, teacher) or bundled names (microexpnet-ck). "
+                                                    "Default: the paper's five (inception-v3, p12-m, p12-s, "
+                                                    "p12-xs, microexpnet).", show_default=False)] = None,
     backends: Annotated[str, typer.Option(help="'all', or comma-separated: torch, torch-cuda, torch-cuda-graph, "
                                                "onnxruntime, onnxruntime-cuda, onnxruntime-trt, openvino, "
                                                "openvino-gpu, tensorrt.")] = "all",
@@ -53,7 +52,7 @@ def bench(
     and the tables are written in every case.
     """
     from edgefer.bench.harness import TimingPlan
-    from edgefer.bench.plan import BenchRequest, resolve_models
+    from edgefer.bench.plan import DEFAULT_MODELS, BenchRequest, resolve_models
     from edgefer.bench.report import Report, render_markdown
     from edgefer.bench.run import run_bench
 
@@ -61,7 +60,8 @@ def bench(
     if cap < duration:
         raise InputError(f"--max-seconds {cap:g} is below --duration {duration:g}")
     request = BenchRequest(
-        models=names(models, "--models"), backends=backends, precisions=names(precisions.lower(), "--precisions"),
+        models=names(models, "--models") if models is not None else DEFAULT_MODELS, backends=backends,
+        precisions=names(precisions.lower(), "--precisions"),
         batches=ints(batch, "--batch") if batch else None, threads=ints(threads, "--threads"),
         plan=TimingPlan(min_iters=min_iters, min_seconds=duration, max_seconds=cap), timeout=timeout,
         work=work, data=data, machine_name=machine, allow_fallback=allow_fallback)

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from edgefer.errors import BackendUnavailable, ModelError
+from edgefer.errors import BackendUnavailable, ModelError, one_line
 from edgefer.runtime.base import Backend, check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
 from edgefer.sysinfo import cpu_flags
@@ -119,7 +119,7 @@ def _session(ort, path, options, providers: list[str]):
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as err:  # ORT raises its own exception types for broken files
         _raise_if_opset_too_new(path, err, ort.__version__)
-        raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(err)})") from None
+        raise ModelError(f"{path}: not a loadable ONNX model ({one_line(err)})") from None
 
 
 def _raise_if_opset_too_new(path, err: BaseException, version: str) -> None:
@@ -134,8 +134,3 @@ def _raise_if_opset_too_new(path, err: BaseException, version: str) -> None:
             f"{path}: the model is stamped with {domain} opset {stamped.group(1)}, but onnxruntime {version} "
             f"supports {domain} up to opset {newest}; re-export with an opset <= {newest} "
             "(edgefer convert uses 18) or upgrade onnxruntime") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0][:300]

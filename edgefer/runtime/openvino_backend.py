@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.errors import BackendUnavailable, InputError, ModelError
+from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, check_model_file
 from edgefer.spec import ModelSpec
 
@@ -223,5 +223,4 @@ def _precision_name(element_type) -> str:
 
 def error_reason(err: BaseException) -> str:
     """OpenVINO's messages start with C++ source locations; the reason is on the last line."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(err).__name__)[:300]
+    return one_line(err, last=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError
+from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, check_model_file
 from edgefer.spec import ModelSpec
 from edgefer.trust import read_verified_plan
@@ -55,7 +55,7 @@ def read_sidecar(engine: str | os.PathLike) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"{path}: broken sidecar ({_one_line(err)}); {REBUILD}") from None
+        raise ModelError(f"{path}: broken sidecar ({one_line(err)}); {REBUILD}") from None
     missing = [key for key in SIDECAR_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
         raise ModelError(f"{path}: sidecar lacks {', '.join(missing)}; {REBUILD}")
@@ -68,7 +68,7 @@ def spec_from_sidecar(engine: str | os.PathLike, sidecar: Mapping) -> ModelSpec:
     try:
         return ModelSpec.from_json(json.dumps(sidecar["spec"]))
     except (TypeError, ValueError) as err:
-        raise ModelError(f"{sidecar_path(engine)}: broken edgefer spec ({_one_line(err)}); {REBUILD}") from None
+        raise ModelError(f"{sidecar_path(engine)}: broken edgefer spec ({one_line(err)}); {REBUILD}") from None
 
 
 def check_compatible(engine: str | os.PathLike, built: Mapping[str, str], here: Mapping[str, str]) -> None:
@@ -95,18 +95,18 @@ def load_tensorrt():
     try:
         import tensorrt as trt
     except Exception as err:  # noqa: BLE001 - ImportError, or OSError for a missing libnvinfer
-        raise BackendUnavailable(f"TensorRT is not installed or does not load ({_one_line(err)}); "
+        raise BackendUnavailable(f"TensorRT is not installed or does not load ({one_line(err)}); "
                                  "pip install 'edgefer[tensorrt]' on a machine with an NVIDIA GPU") from None
     try:
         import pycuda.driver as cuda
     except Exception as err:  # noqa: BLE001
-        raise BackendUnavailable(f"pycuda is not installed or does not load ({_one_line(err)}); "
+        raise BackendUnavailable(f"pycuda is not installed or does not load ({one_line(err)}); "
                                  "pip install 'edgefer[tensorrt]'") from None
     try:
         cuda.init()
         count = cuda.Device.count()
     except cuda.Error as err:
-        raise BackendUnavailable(f"no usable CUDA driver ({_one_line(err)})") from None
+        raise BackendUnavailable(f"no usable CUDA driver ({one_line(err)})") from None
     if count == 0:
         raise BackendUnavailable("no CUDA GPU found")
     return trt, cuda
@@ -153,7 +153,7 @@ def _make_logger(trt):
                 LOG.warning("TensorRT: %s", msg)
 
         def last_error(self) -> str:
-            return _one_line(self.errors[-1]) if self.errors else "see the TensorRT log"
+            return one_line(self.errors[-1]) if self.errors else "see the TensorRT log"
 
     return Logger()
 
@@ -349,8 +349,3 @@ def _inspect(trt, engine, spec: ModelSpec, path: Path) -> _Io:
         raise ModelError(f"{path}: engine gives {classes} outputs for {len(spec.labels)} labels")
     return _Io(spec.input_name, spec.output_name, input_dtype, output_dtype, spec.input_shape, classes,
                (low[0], opt[0], high[0]))
-
-
-def _one_line(err: object, limit: int = 300) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text[:limit]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer import fileio
 from edgefer.fileio import atomic_path
 from edgefer.preprocess import HAAR_MIN_NEIGHBORS, HAAR_SCALE_FACTOR, FaceDetector
 from edgefer.train.data.datasets import Sample
@@ -48,8 +49,7 @@ class CropSet:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "edgefer" / "crops"
+    return fileio.cache_dir("crops")
 
 
 def cache_key(samples: Sequence[Sample], detect: bool, size: int) -> str:

@@ -23,16 +23,12 @@ from pathlib import Path
 
 from edgefer.errors import InputError
 from edgefer.imagefile import IMAGE_SUFFIXES
-from edgefer.spec import LABELS
+from edgefer.spec import LABEL_SYNONYMS, LABELS, label_index
 
 DATASETS = ("ck", "oulu", "folder")
 OULU_EXPRESSIONS = {"anger": 1, "disgust": 3, "fear": 4, "happiness": 5, "sadness": 6, "surprise": 7}
 OULU_MODALITIES = ("VL", "NI")
 OULU_ILLUMINATIONS = ("Strong", "Weak", "Dark")
-CLASS_SYNONYMS = {
-    "angry": "anger", "contemptuous": "contempt", "disgusted": "disgust", "fearful": "fear", "afraid": "fear",
-    "happiness": "happy", "joy": "happy", "sad": "sadness", "surprised": "surprise", "neutrality": "neutral",
-}
 
 
 @dataclass(frozen=True)
@@ -155,21 +151,14 @@ def _oulu_base(root: Path) -> Path:
     return found[0]
 
 
-def class_index(name: str) -> int | None:
-    """A class folder name -> label index (case-insensitive, synonyms accepted); None if unknown."""
-    key = name.lower()
-    key = CLASS_SYNONYMS.get(key, key)
-    return LABELS.index(key) if key in LABELS else None
-
-
 def read_folder(root: Path, subject_regex: str | None = None) -> list[Sample]:
     pattern = _compile(subject_regex) if subject_regex else None
     samples = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        label = class_index(folder.name)
+        label = label_index(folder.name)
         if label is None:
             raise InputError(f"{folder}: unknown class folder; expected one of {', '.join(LABELS)} "
-                             f"(or {', '.join(sorted(CLASS_SYNONYMS))})")
+                             f"(or {', '.join(sorted(LABEL_SYNONYMS))})")
         for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
             sample_id = path.relative_to(root).as_posix()
             subject = _subject(pattern, path) if pattern else sample_id

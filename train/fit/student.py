@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgefer.errors import ModelError
+from edgefer.fileio import file_sha256
 from edgefer.spec import ModelSpec
 from edgefer.train.data.crops import Progress
 from edgefer.train.data.folds import DataOptions, load_fold
@@ -22,7 +23,7 @@ from edgefer.train.fit.loop import Hooks, LoopConfig, fit, seed_everything
 from edgefer.train.fit.losses import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE, check_hyperparameters, distillation_loss
 from edgefer.train.fit.reports import MetricsLog
 from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, jsonable, path_text, spec_extra, start_run
-from edgefer.train.fit.teacher_logits import file_sha256, load_teacher_logits
+from edgefer.train.fit.teacher_logits import load_teacher_logits
 from edgefer.train.models.registry import TEACHER, canonical_name, create_model
 from edgefer.zoo import PRETRAINED
 

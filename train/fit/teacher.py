@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from edgefer.errors import InputError, ModelError
+from edgefer.fileio import file_sha256
 from edgefer.spec import ModelSpec
 from edgefer.train.data.crops import Progress
 from edgefer.train.data.folds import DataOptions, FoldData, load_fold
 from edgefer.train.fit.loop import Hooks, LoopConfig, Prepare, evaluate, fit, seed_everything
 from edgefer.train.fit.reports import MetricsLog
 from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, jsonable, path_text, spec_extra, start_run
-from edgefer.train.fit.teacher_logits import file_sha256, load_teacher_logits, save_teacher_logits
+from edgefer.train.fit.teacher_logits import load_teacher_logits, save_teacher_logits
 from edgefer.train.models.registry import TEACHER
 from edgefer.train.models.teacher import InceptionV3, load_imagenet_weights
 

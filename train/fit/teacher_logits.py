@@ -7,7 +7,6 @@ it belongs to. A student refuses a file made for another dataset, preprocessing,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -77,5 +76,3 @@ def _check_matches(path: Path, header: dict, fold: FoldData) -> None:
         raise InputError(f"{path}: teacher logits do not cover exactly this fold's training images")
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

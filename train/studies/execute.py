@@ -17,7 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefer.errors import BackendUnavailable
+from edgefer.errors import BackendUnavailable, one_line
+from edgefer.fileio import last_line
 from edgefer.train.studies.grid import StudySettings, Task, teacher_logits
 
 LOG_NAME = "train.log"
@@ -63,12 +64,7 @@ def run_training(key: str, argv: list[str], folder: str, threads: int) -> Outcom
     seconds = time.monotonic() - start
     if code == 0:
         return Outcome(key, True, seconds)
-    return Outcome(key, False, seconds, f"exit {code}: {_last_line(Path(folder) / LOG_NAME)}")
-
-
-def _last_line(path: Path) -> str:
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no output"
+    return Outcome(key, False, seconds, f"exit {code}: {last_line(Path(folder) / LOG_NAME) or 'no output'}")
 
 
 class LocalPool:
@@ -119,7 +115,7 @@ class RayPool:
         try:
             return self.ray.get(handle)
         except Exception as err:  # noqa: BLE001 - a lost worker or node: the run failed, the study goes on
-            return f"ray: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            return f"ray: {one_line(err, typed=True)}"
 
     def close(self, cancel: bool = False) -> None:
         if self.started:
