@@ -1,8 +1,6 @@
 """The edgefer CLI as a user runs it: real processes, real files, exit codes and one-line errors."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,11 +8,7 @@ import pytest
 from edgefer import LABELS
 
 
-def edgefer(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True)
-
-
-def test_predict_json(astronaut_path, reference):
+def test_predict_json(edgefer, astronaut_path, reference):
     out = edgefer("predict", "--json", astronaut_path)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -24,7 +18,7 @@ def test_predict_json(astronaut_path, reference):
     assert set(face["scores"]) == set(LABELS) and face["label"] in LABELS
 
 
-def test_predict_table_and_no_detect(tmp_path, astronaut_path, reference):
+def test_predict_table_and_no_detect(edgefer, tmp_path, astronaut_path, reference):
     import cv2
 
     crop = tmp_path / "crop.png"
@@ -37,7 +31,7 @@ def test_predict_table_and_no_detect(tmp_path, astronaut_path, reference):
     assert any(label in lines[1] for label in LABELS)
 
 
-def test_predict_crop_matches_classify(tmp_path, reference):
+def test_predict_crop_matches_classify(edgefer, tmp_path, reference):
     """--crop feeds a ready 84x84 crop as it is: the scores are Recognizer.classify's on those pixels."""
     import cv2
 
@@ -57,7 +51,7 @@ def test_predict_crop_matches_classify(tmp_path, reference):
     assert not np.allclose([other[label] for label in LABELS], expected, atol=1e-3)
 
 
-def test_predict_goes_on_after_a_bad_file(tmp_path, astronaut_path):
+def test_predict_goes_on_after_a_bad_file(edgefer, tmp_path, astronaut_path):
     """One bad file costs one stderr line and an "error" entry; the others are still answered; exit 2."""
     missing = tmp_path / "missing.png"
     out = edgefer("predict", "--json", astronaut_path, missing, astronaut_path)
@@ -72,7 +66,7 @@ def test_predict_goes_on_after_a_bad_file(tmp_path, astronaut_path):
     assert table.returncode == 2 and "face 0" in table.stdout and len(table.stderr.strip().splitlines()) == 1
 
 
-def test_predict_reports_no_face(tmp_path):
+def test_predict_reports_no_face(edgefer, tmp_path):
     import cv2
 
     blank = tmp_path / "blank.png"
@@ -81,7 +75,7 @@ def test_predict_reports_no_face(tmp_path):
     assert out.returncode == 0 and json.loads(out.stdout)[0]["faces"] == []
 
 
-def test_info_lists_backends():
+def test_info_lists_backends(edgefer):
     out = edgefer("info", "--json")
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
@@ -113,7 +107,7 @@ def bad_files(tmp_path, astronaut_path):
 
 @pytest.mark.parametrize("case", ["missing image", "empty image", "text as image", "truncated image",
                                   "unknown model", "broken model", "unknown backend"])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, astronaut_path, case):
+def test_bad_input_is_one_line_and_exit_2(edgefer, tmp_path, astronaut_path, case):
     args, named = bad_files(tmp_path, astronaut_path)[case]
     out = edgefer(*args)
     assert out.returncode == 2, (out.stdout, out.stderr)
@@ -122,6 +116,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, astronaut_path, case):
     assert len(lines) == 1 and named in lines[0], out.stderr
 
 
-def test_usage_errors_exit_2():
+def test_usage_errors_exit_2(edgefer):
     out = edgefer("predict")
     assert out.returncode == 2 and "Traceback" not in out.stderr

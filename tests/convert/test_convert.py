@@ -1,8 +1,6 @@
 """`edgefer convert`: real artifacts, each run against PyTorch before it is written."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,10 +13,6 @@ from edgefer.convert.parity import compare  # noqa: E402
 from edgefer.convert.pipeline import ConvertRequest, convert  # noqa: E402
 from edgefer.errors import InputError  # noqa: E402
 from edgefer.runtime import Recognizer, open_backend  # noqa: E402
-
-
-def edgefer(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +105,7 @@ def test_parity_gate_figures():
     assert not compare(logits, nan, "int8").passed
 
 
-def test_failing_artifact_is_not_written(tmp_path):
+def test_failing_artifact_is_not_written(edgefer, tmp_path):
     """Weights scaled so activations overflow FP16: the FP16 artifact fails its gate, exit 1, no file."""
     from edgefer.spec import ModelSpec
     from edgefer.train.models.registry import create_model
@@ -137,7 +131,7 @@ def test_failing_artifact_is_not_written(tmp_path):
     (["--precision", "int8", "--calib", "no/such/folder"], "no/such/folder"),
     (["--batch", "zero"], "zero"),
 ])
-def test_bad_requests_exit_2_and_leave_nothing(tmp_path, args, named):
+def test_bad_requests_exit_2_and_leave_nothing(edgefer, tmp_path, args, named):
     out = tmp_path / "out"
     result = edgefer("convert", "microexpnet-ck", *args, "--out", out)
     assert result.returncode == 2, result.stderr
@@ -146,7 +140,7 @@ def test_bad_requests_exit_2_and_leave_nothing(tmp_path, args, named):
     assert not out.exists()
 
 
-def test_unknown_model_and_bad_checkpoint(tmp_path):
+def test_unknown_model_and_bad_checkpoint(edgefer, tmp_path):
     assert edgefer("convert", "p13-q", "--out", tmp_path / "o").returncode == 2
     bad = tmp_path / "weights.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
@@ -159,7 +153,7 @@ def test_unknown_model_and_bad_checkpoint(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_json_for_a_family_member(tmp_path):
+def test_cli_json_for_a_family_member(edgefer, tmp_path):
     result = edgefer("convert", "p12-s", "--to", "onnx", "--batch", "4", "--out", tmp_path, "--json")
     assert result.returncode == 0, result.stderr
     (record,) = json.loads(result.stdout)
@@ -168,7 +162,7 @@ def test_cli_json_for_a_family_member(tmp_path):
     assert backend.run(np.zeros((4, 1, 84, 84), np.float32)).shape == (4, 8)
 
 
-def test_tensorrt_unavailable_is_a_one_line_refusal(tmp_path):
+def test_tensorrt_unavailable_is_a_one_line_refusal(edgefer, tmp_path):
     from edgefer.convert.tensorrt_build import tensorrt_available
 
     reason = tensorrt_available()
@@ -181,7 +175,7 @@ def test_tensorrt_unavailable_is_a_one_line_refusal(tmp_path):
     assert not out.exists()
 
 
-def test_model_that_cannot_be_exported(tmp_path):
+def test_model_that_cannot_be_exported(edgefer, tmp_path):
     """A checkpoint whose model cannot be traced at the spec's input size: exit 2, one line, nothing left."""
     from dataclasses import replace
 

@@ -9,8 +9,6 @@ and the TensorRT batch-profile check (a plain function, so it is tested without 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +19,7 @@ onnx = pytest.importorskip("onnx")
 ov = pytest.importorskip("openvino")
 
 from edgefer.convert.calibration import builtin_crops, labelled_crops, labelled_images  # noqa: E402
-from edgefer.convert.onnx_export import export_onnx_proto, save_onnx, to_fp16  # noqa: E402
+from edgefer.convert.onnx_export import to_fp16  # noqa: E402
 from edgefer.convert.openvino_export import export_openvino  # noqa: E402
 from edgefer.convert.parity import LOGIT_TOLERANCES, accuracy_ratio, compare, compare_logits  # noqa: E402
 from edgefer.convert.sources import load_source  # noqa: E402
@@ -36,10 +34,6 @@ BATCHES = (1, 2, 7, 256)
 FORMATS = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 
-def edgefer(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def inputs() -> dict[str, np.ndarray]:
     """256 fixed-seed whole-number images 0..255 and 256 crops of the bundled real face."""
@@ -48,7 +42,7 @@ def inputs() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
+def artifacts(tmp_path_factory, p12s_onnx, microexpnet_ir):
     """model -> (torch module, {format/precision: artifact path}): the bundled model's shipped ONNX, and a
     fresh dynamic-batch export of p12-s; OpenVINO IRs and FP16 copies made from those."""
     folder = tmp_path_factory.mktemp("matrix")
@@ -56,13 +50,14 @@ def artifacts(tmp_path_factory):
     for name in MODELS:
         source = load_source(name)
         if name in PRETRAINED:
-            onnx_path = PRETRAINED[name].onnx
+            onnx_path, ir_path = PRETRAINED[name].onnx, microexpnet_ir
         else:
-            onnx_path = save_onnx(export_onnx_proto(source.model, source.spec), folder / f"{name}.fp32.onnx")
+            onnx_path = p12s_onnx
+            ir_path = export_openvino(onnx_path, folder / f"{name}.fp32.xml", source.spec, "fp32")
         fp16 = replace(source.spec, precision="fp16")
         files = {
             "onnx/fp32": onnx_path,
-            "openvino/fp32": export_openvino(onnx_path, folder / f"{name}.fp32.xml", source.spec, "fp32"),
+            "openvino/fp32": ir_path,
             "onnx/fp16": to_fp16(onnx_path, folder / f"{name}.fp16.onnx", fp16),
             "openvino/fp16": export_openvino(onnx_path, folder / f"{name}.fp16.xml", fp16, "fp16"),
         }
@@ -183,7 +178,7 @@ def labelled_faces(tmp_path_factory):
     return root
 
 
-def test_convert_with_labelled_calib_gates_int8_accuracy_against_fp32(labelled_faces, tmp_path):
+def test_convert_with_labelled_calib_gates_int8_accuracy_against_fp32(edgefer, labelled_faces, tmp_path):
     """Calibrated on 72 of the images, judged on the 24 held out: written (exit 0) only when INT8 keeps 99% of
     FP32's accuracy (on this AVX2 CPU it flips 1 of 24 faces: 95.8%, exit 4, nothing written)."""
     precision = "int8"
@@ -203,7 +198,7 @@ def test_convert_with_labelled_calib_gates_int8_accuracy_against_fp32(labelled_f
         assert "FAILED: accuracy" in result.stderr
 
 
-def test_opset_newer_than_onnxruntime_is_backend_unavailable(artifacts, tmp_path, astronaut_path):
+def test_opset_newer_than_onnxruntime_is_backend_unavailable(edgefer, artifacts, tmp_path, astronaut_path):
     import onnxruntime as ort
 
     proto = onnx.load(str(artifacts["microexpnet-ck"][1]["onnx/fp32"]))

@@ -31,11 +31,6 @@ def top(faces: list[Face]) -> list[tuple]:
     return [(face.box, face.label) for face in faces]
 
 
-def edgefer(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True,
-                          env=env)
-
-
 # --- arrays: whatever the shape, dtype or values, a list of faces or an InputError -----------------
 
 DTYPES = st.sampled_from([np.uint8, np.uint16, np.int8, np.int32, np.int64, np.uint32, np.float16,
@@ -282,7 +277,7 @@ def test_bad_files_are_input_errors_naming_the_file(recognizer, bad_files, name,
 
 
 @pytest.mark.parametrize("name", ["truncated.jpg", "corrupt.png", "bomb.png", "animation.gif", "folder.png"])
-def test_cli_bad_file_is_exit_2_and_one_line(bad_files, name):
+def test_cli_bad_file_is_exit_2_and_one_line(edgefer, bad_files, name):
     out = edgefer("predict", bad_files / name)
     assert out.returncode == 2, (out.stdout, out.stderr)
     lines = out.stderr.strip().splitlines()
@@ -312,7 +307,7 @@ def test_bomb_is_refused_from_the_header_with_bounded_memory(bad_files):
     assert after_kib - before_kib < 64 * 1024, f"peak RSS grew by {(after_kib - before_kib) // 1024} MiB"
 
 
-def test_pixel_cap_is_configurable_for_files(bad_files, tmp_path, astronaut_path, monkeypatch):
+def test_pixel_cap_is_configurable_for_files(edgefer, bad_files, tmp_path, astronaut_path, monkeypatch):
     assert read_header((bad_files / "bomb.png").read_bytes()).width == 30_000
     with pytest.raises(InputError, match="512x512 .*limit of 1,000 pixels"):
         read_image(astronaut_path, max_pixels=1000)
@@ -343,7 +338,7 @@ def test_rgba_16bit_and_gray_files_give_the_8bit_result(recognizer, tmp_path, as
     assert [f.box for f in recognizer.predict(gray)] == [box for box, _ in expected]
 
 
-def test_non_ascii_path_loads_from_python_and_the_cli(recognizer, tmp_path, astronaut_bgr):
+def test_non_ascii_path_loads_from_python_and_the_cli(edgefer, recognizer, tmp_path, astronaut_bgr):
     path = tmp_path / "daten" / "ü-gesicht 表情.jpg"
     path.parent.mkdir()
     path.write_bytes(encode(astronaut_bgr, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95))

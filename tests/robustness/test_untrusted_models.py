@@ -29,11 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 272567\n"
 
 
-def edgefer(*args, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
-
-
 def error_line(result: subprocess.CompletedProcess) -> str:
     lines = result.stderr.strip().splitlines()
     assert lines and lines[-1].startswith("edgefer: error: "), result.stderr
@@ -73,7 +68,7 @@ def test_garbage_onnx_is_refused(tmp_path, content):
         check_model_file(path, "an ONNX model")
 
 
-def test_truncated_onnx_on_the_cli_exits_2_and_writes_nothing(tmp_path, onnx_bytes, astronaut_path):
+def test_truncated_onnx_on_the_cli_exits_2_and_writes_nothing(edgefer, tmp_path, onnx_bytes, astronaut_path):
     (tmp_path / "model.onnx").write_bytes(onnx_bytes[:len(onnx_bytes) // 2])
     before = snapshot(tmp_path)
     result = edgefer("predict", "--model", tmp_path / "model.onnx", astronaut_path)
@@ -99,7 +94,7 @@ def test_lfs_pointer_is_named(tmp_path, name):
     assert err.value.exit_code == 2
 
 
-def test_lfs_pointer_on_the_cli_exits_2_and_writes_nothing(tmp_path):
+def test_lfs_pointer_on_the_cli_exits_2_and_writes_nothing(edgefer, tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(LFS_POINTER)
     result = edgefer("convert", weights, "--out", tmp_path / "out")
@@ -171,7 +166,7 @@ def test_external_data_that_is_missing_or_not_a_file(external_model, tmp_path):
         open_backend(path)
 
 
-def test_escaping_external_data_on_the_cli_and_before_tensorrt(external_model, tmp_path, astronaut_path):
+def test_escaping_external_data_on_the_cli_and_before_tensorrt(edgefer, external_model, tmp_path, astronaut_path):
     path = _with_location(external_model, tmp_path / "m", "../../../../../../etc/passwd")
     result = edgefer("predict", "--model", path, astronaut_path)
     assert result.returncode == 3
@@ -222,7 +217,7 @@ def test_pickle_that_runs_code_is_refused_and_never_runs(tmp_path, kind):
     assert not (tmp_path / "SENTINEL").exists()
 
 
-def test_pickle_refused_even_with_torch_force_no_weights_only_load(tmp_path):
+def test_pickle_refused_even_with_torch_force_no_weights_only_load(edgefer, tmp_path):
     files = _pickle_files(tmp_path)
     env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     loads = """if True:
@@ -317,7 +312,7 @@ def test_safetensors_that_do_not_fit_are_refused_naming_the_tensor(tmp_path, wei
     assert err.value.exit_code == 2
 
 
-def test_nan_weights_on_the_cli_exit_2_and_write_nothing(tmp_path, weights):
+def test_nan_weights_on_the_cli_exit_2_and_write_nothing(edgefer, tmp_path, weights):
     tensors, key = _doctored(weights[0], "nan")
     path = _save(tmp_path / "model.safetensors", tensors, weights[1])
     result = edgefer("convert", path, "--out", tmp_path / "out")
@@ -393,7 +388,7 @@ def test_tampered_plan_is_refused_by_its_sha256(tmp_path, tamper):
     assert err.value.exit_code == 3
 
 
-def test_tampered_plan_on_the_cli_exits_3(tmp_path, astronaut_path):
+def test_tampered_plan_on_the_cli_exits_3(edgefer, tmp_path, astronaut_path):
     path = _engine(tmp_path, b"\x00" * 64, recorded=b"\x01" * 64)
     result = edgefer("predict", "--model", path, astronaut_path)
     assert result.returncode == 3

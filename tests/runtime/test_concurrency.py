@@ -73,14 +73,8 @@ def test_onnxruntime_session_shared_by_eight_threads(batches):
         share_between_threads(recognizer, batches)
 
 
-def test_openvino_one_request_per_thread(batches, tmp_path_factory):
-    pytest.importorskip("openvino", reason="OpenVINO is not installed")
-    from edgefer.convert.openvino_export import export_openvino
-
-    onnx = resolve_artifact("microexpnet-ck")
-    xml = export_openvino(onnx, tmp_path_factory.mktemp("ir") / "microexpnet-ck.xml",
-                          open_backend(onnx, threads=1).spec, "fp32")
-    with Recognizer(xml, threads=1) as recognizer:
+def test_openvino_one_request_per_thread(batches, microexpnet_ir):
+    with Recognizer(microexpnet_ir, threads=1) as recognizer:
         assert recognizer.backend.name == "openvino"
         share_between_threads(recognizer, batches)
 

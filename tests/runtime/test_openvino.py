@@ -12,15 +12,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from edgefer.convert.calibration import builtin_crops  # noqa: E402
-from edgefer.convert.onnx_export import export_onnx_proto, save_onnx  # noqa: E402
 from edgefer.convert.openvino_export import RT_INFO_PATH, export_openvino, read_openvino_spec  # noqa: E402
 from edgefer.errors import BackendUnavailable, InputError, ModelError  # noqa: E402
 from edgefer.runtime import Recognizer, open_backend  # noqa: E402
 from edgefer.runtime.base import softmax  # noqa: E402
 from edgefer.runtime.openvino_backend import OpenVinoBackend  # noqa: E402
-from edgefer.spec import METADATA_KEY, ModelSpec  # noqa: E402
+from edgefer.spec import METADATA_KEY  # noqa: E402
 from edgefer.sysinfo import cpu_flags  # noqa: E402
-from edgefer.train.models.registry import create_model  # noqa: E402
 from edgefer.train.models.weights import load_pretrained  # noqa: E402
 
 MODELS = ("p12-s", "microexpnet-ck")
@@ -28,26 +26,24 @@ CPU_CAPABILITIES = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 @pytest.fixture(scope="module")
-def torch_models():
-    torch.manual_seed(0)
-    return {"p12-s": (create_model("p12-s").eval(), ModelSpec(model="p12-s", source="random init, seed 0")),
-            "microexpnet-ck": load_pretrained("microexpnet-ck")}
+def torch_models(p12s_model):
+    return {"p12-s": p12s_model, "microexpnet-ck": load_pretrained("microexpnet-ck")}
 
 
 @pytest.fixture(scope="module")
-def onnx_files(torch_models, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx")
-    return {name: save_onnx(export_onnx_proto(model, spec), folder / f"{name}.onnx")
-            for name, (model, spec) in torch_models.items()}
+def onnx_files(p12s_onnx, microexpnet_onnx):
+    """The session's exports: p12-s (random weights) and the shipped MicroExpNet (CK+ weights)."""
+    return {"p12-s": p12s_onnx, "microexpnet-ck": microexpnet_onnx}
 
 
 @pytest.fixture(scope="module")
-def irs(torch_models, onnx_files, tmp_path_factory):
-    """(model name, precision) -> .xml, for both models in fp32 and fp16."""
+def irs(torch_models, onnx_files, microexpnet_ir, tmp_path_factory):
+    """(model name, precision) -> .xml, for both models in fp32 and fp16 (MicroExpNet fp32: the session's IR)."""
     folder = tmp_path_factory.mktemp("ir")
-    return {(name, precision): export_openvino(onnx_files[name], folder / f"{name}.{precision}.xml",
-                                               torch_models[name][1], precision)
-            for name in MODELS for precision in ("fp32", "fp16")}
+    built = {(name, precision): export_openvino(onnx_files[name], folder / f"{name}.{precision}.xml",
+                                                torch_models[name][1], precision)
+             for name in MODELS for precision in ("fp32", "fp16") if (name, precision) != ("microexpnet-ck", "fp32")}
+    return {**built, ("microexpnet-ck", "fp32"): microexpnet_ir}
 
 
 @pytest.fixture(scope="module")

@@ -50,9 +50,9 @@ def test_listing_models_needs_no_torch():
     assert int(out.stdout) == 16 + 1 + 2
 
 
-def test_cli_models_json():
-    out = subprocess.run([sys.executable, "-m", "edgefer", "models", "--json"], capture_output=True,
-                         text=True, check=True)
+def test_cli_models_json(edgefer):
+    out = edgefer("models", "--json")
+    assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     by_name = {row["name"]: row for row in rows}
     assert by_name["p12-m"]["params"] == 900_920 and by_name["v-xs"]["variant"] == "v"
