@@ -259,6 +259,11 @@ def crops_to_batch(crops: np.ndarray, size: int = 84) -> np.ndarray:
 
     This is the hot path of ``Recognizer.classify``: float32 input costs one sum and a reshape.
     """
+    if type(crops) is np.ndarray and crops.dtype == np.float32 and crops.shape == (size, size):
+        if not _finite_sum(crops):  # the fast path: one ready float32 crop
+            raise InvalidFrameError("face crops hold NaN or infinite values")
+        return crops.reshape(1, 1, size, size) if crops.flags.c_contiguous else \
+            np.ascontiguousarray(crops).reshape(1, 1, size, size)
     if not isinstance(crops, np.ndarray):
         raise InvalidFrameError(f"face crops must be a numpy array, got {type(crops).__name__}")
     shape = crops.shape
@@ -290,7 +295,7 @@ def _finite_sum(crops: np.ndarray) -> bool:
     """Whether a contiguous float32 array holds no NaN/inf: one dot with ones finds them far faster than
     isfinite over every pixel (this is the hot path of classify; numpy may warn about the bad values
     before the caller raises). Values near float32's maximum count as infinite too: no pixel is that large."""
-    flat = crops.reshape(-1)
+    flat = crops.reshape(-1)  # a copy only for a non-contiguous (S, S) crop
     return math.isfinite(float(np.dot(flat, _ones(flat.size))))
 
 

@@ -75,7 +75,11 @@ def check_contents(path: Path) -> None:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32, stable for large logits."""
+    """Row-wise softmax in float32, stable for large logits (one row, the hot path: whole-array reductions)."""
+    if len(logits) == 1:  # ufuncs called directly: a third of the cost of the methods on 8 numbers
+        shifted = np.exp(np.subtract(logits, np.maximum.reduce(logits, axis=None)))
+        shifted /= np.add.reduce(shifted, axis=None)
+        return shifted
     shifted = logits - logits.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)

@@ -30,6 +30,9 @@ _DATA_LAYERS = {"Input", "Output", "Const", "Reorder", "Reshape", "Transpose"}
 
 PERFORMANCE_HINTS = ("latency", "throughput")
 
+#: Batches up to this size reuse a per-thread request whose input tensor is set once (see ``_bound``).
+BOUND_BATCH_MAX = 8
+
 
 def _ov():
     try:
@@ -79,9 +82,26 @@ class OpenVinoBackend(Backend):
         if pixels.ndim != 4 or pixels.shape[1:] != self.spec.input_shape:
             raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self.spec.input_shape))}), "
                              f"got {pixels.shape}")
+        if 0 < len(pixels) <= BOUND_BATCH_MAX and pixels.dtype == np.float32:
+            request, bound_pixels = self._local.__dict__.get(len(pixels)) or self._bound(len(pixels))
+            np.copyto(bound_pixels, pixels)
+            return request.infer()[0]
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         results = self._request().infer({0: pixels}, share_inputs=True, share_outputs=False)
         return results[0]
+
+    def _bound(self, batch: int) -> tuple:
+        """This thread's request for ``batch`` images with its input tensor set once, over a buffer that
+        each call copies into (a feed dict costs a third more than the network itself at batch 1)."""
+        ov = _ov()
+        with self._lock:
+            if self.compiled is None:
+                raise BackendUnavailable(f"{self.path}: the OpenVINO backend is closed")
+            request = self.compiled.create_infer_request()
+        pixels = np.empty((batch, *self.spec.input_shape), np.float32)
+        request.set_input_tensor(ov.Tensor(pixels, shared_memory=True))
+        bound = self._local.__dict__[batch] = (request, pixels)
+        return bound
 
     def _request(self):
         """This thread's own InferRequest: a request must never run in two threads at once."""
