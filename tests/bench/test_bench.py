@@ -8,7 +8,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -69,46 +68,11 @@ def test_summary_of_known_samples():
 
 
 def test_harness_marks_a_capped_run_invalid():
+    """A cap reached before the minimum count stops the cell and marks it invalid (counts, not clocks)."""
     plan = TimingPlan(warmup_iters=1, warmup_seconds=0.0, min_iters=10**7, min_seconds=0.0, max_seconds=0.05)
-    start = time.perf_counter()
     timing = measure(busy, plan)
-    assert time.perf_counter() - start < 2
     assert not timing.valid and "iterations < minimum" in timing.invalid_reason
     assert 0 < timing.iterations < 10**7
-
-
-def test_harness_overhead_is_negligible_against_a_bare_session():
-    """Batch 1 through the bench runner vs a bare InferenceSession.run loop: same file, one thread."""
-    import onnxruntime as ort
-
-    from edgefer.bench.catalog import BY_NAME
-    from edgefer.bench.plan import ArtifactInfo
-    from edgefer.bench.runners import prepare
-    from edgefer.zoo import PRETRAINED
-
-    path = PRETRAINED["microexpnet-ck"].onnx
-    pixels = np.random.default_rng(0).integers(0, 256, (1, 1, 84, 84)).astype(np.float32)
-    runner = prepare(BY_NAME["onnxruntime"], "microexpnet-ck", "fp32", 1, ArtifactInfo("onnx", "fp32", str(path)))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def bare_median(seconds: float) -> float:
-        times, end = [], time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            start = time.perf_counter_ns()
-            session.run(None, {"image": pixels})
-            times.append(time.perf_counter_ns() - start)
-        return float(np.median(times)) / 1e6
-
-    plan = TimingPlan(warmup_iters=50, warmup_seconds=0.05, min_iters=500, min_seconds=0.3, max_seconds=5.0)
-    call = runner.bind(pixels)
-    harness, bare = [], []
-    for _ in range(3):  # interleaved, so both see the same machine
-        harness.append(measure(call, plan).median)
-        bare.append(bare_median(0.3))
-    runner.close()
-    assert min(harness) <= 1.3 * min(bare), (harness, bare)
 
 
 # ---------------------------------------------------------------- a real run
@@ -134,6 +98,7 @@ def run_json(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_run_writes_schema_1_records(run_json):
     data = json.loads(run_json.read_text())
     assert data["schema"] == 1
@@ -159,6 +124,7 @@ def test_run_writes_schema_1_records(run_json):
         assert 0.2 < r["size_mb"] < 0.4  # 65K float32 weights, in the real file of each format
 
 
+@pytest.mark.slow
 def test_unavailable_backend_gives_rows_with_reason(run_json):
     result = read_result(run_json)
     trt = [r for r in result.records if r.backend == "tensorrt"]
@@ -166,6 +132,7 @@ def test_unavailable_backend_gives_rows_with_reason(run_json):
     assert all(r.status == "unavailable" and r.reason and r.timing is None for r in trt)
 
 
+@pytest.mark.slow
 def test_report_merges_machines(run_json, tmp_path):
     second = tmp_path / "second.json"
     data = json.loads(run_json.read_text())
@@ -205,6 +172,7 @@ def _work_copy(run_json: Path, tmp_path: Path) -> Path:
     return work
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault,signal_name", [("crash", "SIGABRT"), ("segfault", "SIGSEGV")])
 def test_crashing_worker_gives_failed_records_and_the_run_goes_on(run_json, tmp_path, monkeypatch, fault,
                                                                   signal_name):
@@ -220,6 +188,7 @@ def test_crashing_worker_gives_failed_records_and_the_run_goes_on(run_json, tmp_
     assert ort.status == "invalid" and "iterations < minimum" in ort.reason and ort.timing.iterations > 0
 
 
+@pytest.mark.slow
 def test_hanging_worker_is_killed_after_the_timeout(run_json, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEFER_BENCH_FAULT", "onnxruntime:hang")
     request = BenchRequest(models=("microexpnet",), backends="onnxruntime,openvino", batches=(1,), plan=QUICK,
@@ -231,6 +200,7 @@ def test_hanging_worker_is_killed_after_the_timeout(run_json, tmp_path, monkeypa
     assert records["openvino"].status == "ok"
 
 
+@pytest.mark.slow
 def test_bad_options_are_one_line_errors():
     from edgefer.errors import InputError
 
@@ -243,6 +213,7 @@ def test_bad_options_are_one_line_errors():
 # ---------------------------------------------------------------- accuracy column
 
 
+@pytest.mark.slow
 def test_accuracy_matches_a_direct_recognizer(tmp_path, astronaut_path, astronaut_bgr):
     import cv2
 

@@ -85,6 +85,7 @@ def invalid_run(work, tmp_path_factory):
     return run(work, out, "--backends", "onnxruntime", "--min-iters", "30", "--min-duration", "0")
 
 
+@pytest.mark.slow
 def test_invalid_cell_exits_4_and_is_still_written_and_shown(invalid_run):
     result, data = invalid_run
     assert result.exit_code == 4, result.output
@@ -98,6 +99,7 @@ def test_invalid_cell_exits_4_and_is_still_written_and_shown(invalid_run):
     assert "cells INVALID" in result.output
 
 
+@pytest.mark.slow
 def test_record_reports_the_run_and_keeps_load_time_out_of_latency(invalid_run):
     _, data = invalid_run
     (record,) = data["records"]
@@ -118,6 +120,7 @@ def test_record_reports_the_run_and_keeps_load_time_out_of_latency(invalid_run):
     assert data["options"]["plan"]["min_iters"] == 30 and data["options"]["plan"]["min_seconds"] == 0
 
 
+@pytest.mark.slow
 def test_valid_run_exits_0(work, tmp_path):
     result, data = run(work, tmp_path / "run.json", "--backends", "onnxruntime", "--min-iters", "100",
                        "--min-duration", "0")
@@ -129,6 +132,7 @@ def test_valid_run_exits_0(work, tmp_path):
 # ---------------------------------------------------------------- execution-provider fallback
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not NO_CUDA_EP, reason="this onnxruntime has the CUDA provider")
 def test_missing_cuda_provider_exits_5_with_no_numbers(work, tmp_path):
     result, data = run(work, tmp_path / "run.json", "--backends", "onnxruntime-cuda")
@@ -139,6 +143,7 @@ def test_missing_cuda_provider_exits_5_with_no_numbers(work, tmp_path):
     assert "backend onnxruntime-cuda unavailable" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not NO_CUDA_EP, reason="this onnxruntime has the CUDA provider")
 def test_allow_fallback_runs_on_cpu_and_says_so(work, tmp_path):
     result, data = run(work, tmp_path / "run.json", "--backends", "onnxruntime-cuda", "--allow-fallback",

@@ -8,6 +8,7 @@ import pytest
 from edgefer import LABELS
 
 
+@pytest.mark.slow
 def test_predict_json(edgefer, astronaut_path, reference):
     out = edgefer("predict", "--json", astronaut_path)
     assert out.returncode == 0, out.stderr
@@ -18,6 +19,7 @@ def test_predict_json(edgefer, astronaut_path, reference):
     assert set(face["scores"]) == set(LABELS) and face["label"] in LABELS
 
 
+@pytest.mark.slow
 def test_predict_table_and_no_detect(edgefer, tmp_path, astronaut_path, reference):
     import cv2
 
@@ -31,6 +33,7 @@ def test_predict_table_and_no_detect(edgefer, tmp_path, astronaut_path, referenc
     assert any(label in lines[1] for label in LABELS)
 
 
+@pytest.mark.slow
 def test_predict_crop_matches_classify(edgefer, tmp_path, reference):
     """--crop feeds a ready 84x84 crop as it is: the scores are Recognizer.classify's on those pixels."""
     import cv2
@@ -51,6 +54,7 @@ def test_predict_crop_matches_classify(edgefer, tmp_path, reference):
     assert not np.allclose([other[label] for label in LABELS], expected, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_predict_goes_on_after_a_bad_file(edgefer, tmp_path, astronaut_path):
     """One bad file costs one stderr line and an "error" entry; the others are still answered; exit 2."""
     missing = tmp_path / "missing.png"
@@ -66,6 +70,7 @@ def test_predict_goes_on_after_a_bad_file(edgefer, tmp_path, astronaut_path):
     assert table.returncode == 2 and "face 0" in table.stdout and len(table.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_predict_reports_no_face(edgefer, tmp_path):
     import cv2
 
@@ -75,6 +80,7 @@ def test_predict_reports_no_face(edgefer, tmp_path):
     assert out.returncode == 0 and json.loads(out.stdout)[0]["faces"] == []
 
 
+@pytest.mark.slow
 def test_info_lists_backends(edgefer):
     out = edgefer("info", "--json")
     assert out.returncode == 0, out.stderr
@@ -105,6 +111,7 @@ def bad_files(tmp_path, astronaut_path):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing image", "empty image", "text as image", "truncated image",
                                   "unknown model", "broken model", "unknown backend"])
 def test_bad_input_is_one_line_and_exit_2(edgefer, tmp_path, astronaut_path, case):
@@ -116,6 +123,7 @@ def test_bad_input_is_one_line_and_exit_2(edgefer, tmp_path, astronaut_path, cas
     assert len(lines) == 1 and named in lines[0], out.stderr
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2(edgefer):
     out = edgefer("predict")
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -55,6 +55,7 @@ def test_bad_input_is_an_edgefer_error(tmp_path, change, error, message):
     assert re.search(message, str(result.exception))
 
 
+@pytest.mark.slow
 def test_without_torch_it_asks_for_the_train_extra(tmp_path):
     block_torch = "import sys; sys.modules['torch'] = None; " + RUN_TRAIN_APP
     out = subprocess.run([sys.executable, "-c", block_torch, *student_args(tmp_path / "run", 1)],
@@ -63,6 +64,7 @@ def test_without_torch_it_asks_for_the_train_extra(tmp_path):
     assert "edgefer train needs torch, which is not installed: pip install 'edgefer[train]'" in out.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_resumable_run(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-c", RUN_TRAIN_APP, *student_args(out, 500)],

@@ -105,6 +105,7 @@ def test_parity_gate_figures():
     assert not compare(logits, nan, "int8").passed
 
 
+@pytest.mark.slow
 def test_failing_artifact_is_not_written(edgefer, tmp_path):
     """Weights scaled so activations overflow FP16: the FP16 artifact fails its gate, exit 1, no file."""
     from edgefer.spec import ModelSpec
@@ -125,6 +126,7 @@ def test_failing_artifact_is_not_written(edgefer, tmp_path):
     assert not list(tmp_path.glob(".edgefer-convert-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,named", [
     (["--to", "onnx,tflite"], "tflite"),
     (["--precision", "int4"], "int4"),
@@ -140,6 +142,7 @@ def test_bad_requests_exit_2_and_leave_nothing(edgefer, tmp_path, args, named):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_unknown_model_and_bad_checkpoint(edgefer, tmp_path):
     assert edgefer("convert", "p13-q", "--out", tmp_path / "o").returncode == 2
     bad = tmp_path / "weights.safetensors"
@@ -153,6 +156,7 @@ def test_unknown_model_and_bad_checkpoint(edgefer, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_cli_json_for_a_family_member(edgefer, tmp_path):
     result = edgefer("convert", "p12-s", "--to", "onnx", "--batch", "4", "--out", tmp_path, "--json")
     assert result.returncode == 0, result.stderr
@@ -162,6 +166,7 @@ def test_cli_json_for_a_family_member(edgefer, tmp_path):
     assert backend.run(np.zeros((4, 1, 84, 84), np.float32)).shape == (4, 8)
 
 
+@pytest.mark.slow
 def test_tensorrt_unavailable_is_a_one_line_refusal(edgefer, tmp_path):
     from edgefer.convert.tensorrt_build import tensorrt_available
 
@@ -175,6 +180,7 @@ def test_tensorrt_unavailable_is_a_one_line_refusal(edgefer, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_model_that_cannot_be_exported(edgefer, tmp_path):
     """A checkpoint whose model cannot be traced at the spec's input size: exit 2, one line, nothing left."""
     from dataclasses import replace

@@ -178,6 +178,7 @@ def labelled_faces(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_convert_with_labelled_calib_gates_int8_accuracy_against_fp32(edgefer, labelled_faces, tmp_path):
     """Calibrated on 72 of the images, judged on the 24 held out: written (exit 0) only when INT8 keeps 99% of
     FP32's accuracy (on this AVX2 CPU it flips 1 of 24 faces: 95.8%, exit 4, nothing written)."""
@@ -198,6 +199,7 @@ def test_convert_with_labelled_calib_gates_int8_accuracy_against_fp32(edgefer, l
         assert "FAILED: accuracy" in result.stderr
 
 
+@pytest.mark.slow
 def test_opset_newer_than_onnxruntime_is_backend_unavailable(edgefer, artifacts, tmp_path, astronaut_path):
     import onnxruntime as ort
 

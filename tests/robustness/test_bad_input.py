@@ -276,6 +276,7 @@ def test_bad_files_are_input_errors_naming_the_file(recognizer, bad_files, name,
             recognizer.predict(path.read_bytes())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["truncated.jpg", "corrupt.png", "bomb.png", "animation.gif", "folder.png"])
 def test_cli_bad_file_is_exit_2_and_one_line(edgefer, bad_files, name):
     out = edgefer("predict", bad_files / name)
@@ -285,6 +286,7 @@ def test_cli_bad_file_is_exit_2_and_one_line(edgefer, bad_files, name):
     assert "Traceback" not in out.stderr and out.stdout == ""
 
 
+@pytest.mark.slow
 def test_bomb_is_refused_from_the_header_with_bounded_memory(bad_files):
     """Decoding the bomb would take 2.7 GB (BGR); refusing it from IHDR keeps the process small."""
     code = textwrap.dedent(f"""
@@ -307,6 +309,7 @@ def test_bomb_is_refused_from_the_header_with_bounded_memory(bad_files):
     assert after_kib - before_kib < 64 * 1024, f"peak RSS grew by {(after_kib - before_kib) // 1024} MiB"
 
 
+@pytest.mark.slow
 def test_pixel_cap_is_configurable_for_files(edgefer, bad_files, tmp_path, astronaut_path, monkeypatch):
     assert read_header((bad_files / "bomb.png").read_bytes()).width == 30_000
     with pytest.raises(InputError, match="512x512 .*limit of 1,000 pixels"):
@@ -338,6 +341,7 @@ def test_rgba_16bit_and_gray_files_give_the_8bit_result(recognizer, tmp_path, as
     assert [f.box for f in recognizer.predict(gray)] == [box for box, _ in expected]
 
 
+@pytest.mark.slow
 def test_non_ascii_path_loads_from_python_and_the_cli(edgefer, recognizer, tmp_path, astronaut_bgr):
     path = tmp_path / "daten" / "ü-gesicht 表情.jpg"
     path.parent.mkdir()

@@ -70,6 +70,7 @@ SAVER = """if True:
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_checkpoint_saves_never_leaves_a_torn_checkpoint(tmp_path):
     result = subprocess.run([sys.executable, "-c", SAVER, str(tmp_path), str(TRIALS), "24"],
                             capture_output=True, text=True, timeout=300)

@@ -68,6 +68,7 @@ def test_garbage_onnx_is_refused(tmp_path, content):
         check_model_file(path, "an ONNX model")
 
 
+@pytest.mark.slow
 def test_truncated_onnx_on_the_cli_exits_2_and_writes_nothing(edgefer, tmp_path, onnx_bytes, astronaut_path):
     (tmp_path / "model.onnx").write_bytes(onnx_bytes[:len(onnx_bytes) // 2])
     before = snapshot(tmp_path)
@@ -94,6 +95,7 @@ def test_lfs_pointer_is_named(tmp_path, name):
     assert err.value.exit_code == 2
 
 
+@pytest.mark.slow
 def test_lfs_pointer_on_the_cli_exits_2_and_writes_nothing(edgefer, tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(LFS_POINTER)
@@ -166,6 +168,7 @@ def test_external_data_that_is_missing_or_not_a_file(external_model, tmp_path):
         open_backend(path)
 
 
+@pytest.mark.slow
 def test_escaping_external_data_on_the_cli_and_before_tensorrt(edgefer, external_model, tmp_path, astronaut_path):
     path = _with_location(external_model, tmp_path / "m", "../../../../../../etc/passwd")
     result = edgefer("predict", "--model", path, astronaut_path)
@@ -217,6 +220,7 @@ def test_pickle_that_runs_code_is_refused_and_never_runs(tmp_path, kind):
     assert not (tmp_path / "SENTINEL").exists()
 
 
+@pytest.mark.slow
 def test_pickle_refused_even_with_torch_force_no_weights_only_load(edgefer, tmp_path):
     files = _pickle_files(tmp_path)
     env = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
@@ -312,6 +316,7 @@ def test_safetensors_that_do_not_fit_are_refused_naming_the_tensor(tmp_path, wei
     assert err.value.exit_code == 2
 
 
+@pytest.mark.slow
 def test_nan_weights_on_the_cli_exit_2_and_write_nothing(edgefer, tmp_path, weights):
     tensors, key = _doctored(weights[0], "nan")
     path = _save(tmp_path / "model.safetensors", tensors, weights[1])
@@ -388,6 +393,7 @@ def test_tampered_plan_is_refused_by_its_sha256(tmp_path, tamper):
     assert err.value.exit_code == 3
 
 
+@pytest.mark.slow
 def test_tampered_plan_on_the_cli_exits_3(edgefer, tmp_path, astronaut_path):
     path = _engine(tmp_path, b"\x00" * 64, recorded=b"\x01" * 64)
     result = edgefer("predict", "--model", path, astronaut_path)

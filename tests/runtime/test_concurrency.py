@@ -115,6 +115,7 @@ def test_tensorrt_context_and_stream_per_concurrent_call(batches, engine):
         share_between_threads(recognizer, batches)
 
 
+@pytest.mark.slow
 @pytest.mark.gpu
 def test_tensorrt_threads_exit_cleanly(engine):
     """Threads made after init, then interpreter exit: no CUDA context-stack or handle complaints."""

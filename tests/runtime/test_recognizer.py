@@ -123,6 +123,7 @@ def test_bad_image_input(recognizer):
         recognizer.classify(np.zeros((2, 64, 64), np.float32))
 
 
+@pytest.mark.slow
 def test_runtime_runs_without_torch(astronaut_path):
     """Import and run the device runtime in a process where torch cannot be imported at all."""
     code = textwrap.dedent(f"""

@@ -43,6 +43,7 @@ def test_registry_lists_family_teacher_and_pretrained():
     assert canonical_name("teacher") == "inception-v3"
 
 
+@pytest.mark.slow
 def test_listing_models_needs_no_torch():
     code = ("import sys; from edgefer.train.models.registry import list_models; n = len(list_models()); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(n)")
@@ -50,6 +51,7 @@ def test_listing_models_needs_no_torch():
     assert int(out.stdout) == 16 + 1 + 2
 
 
+@pytest.mark.slow
 def test_cli_models_json(edgefer):
     out = edgefer("models", "--json")
     assert out.returncode == 0, out.stderr

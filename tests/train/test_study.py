@@ -61,6 +61,7 @@ def run_metrics(out, cell) -> list[dict]:
     return [json.loads((out / "runs" / cell / f"fold-{k}" / "metrics.json").read_text()) for k in range(2)]
 
 
+@pytest.mark.slow
 def test_results_are_the_mean_and_std_over_folds(pooling_study):
     results = json.loads((pooling_study / "results.json").read_text())
     assert [c["cell"] for c in results["cells"]] == ["v-xxs", "p12-xxs"]
@@ -73,6 +74,7 @@ def test_results_are_the_mean_and_std_over_folds(pooling_study):
     assert results["failed"] == []
 
 
+@pytest.mark.slow
 def test_pooling_table_has_the_slides_rows_with_the_papers_figures(pooling_study):
     lines = (pooling_study / "pooling.md").read_text().splitlines()
     assert lines[4] == ("| Model | CK+ (paper) | Oulu-CASIA (paper) | ours | Model | CK+ (paper) | "
@@ -89,6 +91,7 @@ def test_pooling_table_has_the_slides_rows_with_the_papers_figures(pooling_study
     assert csv_rows[-1].startswith("p12-xxs,p12,xxs,78.44,55.03,")
 
 
+@pytest.mark.slow
 def test_rerun_trains_only_unfinished_runs_and_reports_a_crash(pooling_study, tmp_path, faces):
     study = tmp_path / "study"
     shutil.copytree(pooling_study, study)
@@ -106,6 +109,7 @@ def test_rerun_trains_only_unfinished_runs_and_reports_a_crash(pooling_study, tm
     assert [c["folds_finished"] for c in results["cells"]] == [2, 1]
 
 
+@pytest.mark.slow
 def test_a_study_folder_refuses_other_settings(pooling_study, faces):
     with pytest.raises(InputError, match=r"other settings: epochs 3 \(was 2\)"):
         invoke(study_args("pooling", faces, pooling_study, "--variants", "v,p12", "--epochs", "3"))
@@ -150,6 +154,7 @@ def assert_png(path):
     assert height >= 300 and width >= 600
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_grid_and_an_estimate_and_writes_nothing(tmp_path, faces):
     out = tmp_path / "study"
     result = invoke(study_args("pooling", faces, out, "--variants", "p12", "--dry-run"))
@@ -181,6 +186,7 @@ def test_a_tiny_grid_on_a_local_ray_instance(tmp_path, faces):
     assert results["cells"][0]["folds_finished"] == 2 and (out / "pooling.md").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("change", "message"), [
     (["--data", "no/such/folder"], "--data .*no/such/folder: no such folder"),
     (["--sizes", "xxxl"], "--sizes xxxl: expected some of m,s,xs,xxs"),
