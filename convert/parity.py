@@ -47,11 +47,13 @@ class ParityReport:
     logits: LogitReport | None = None
 
     def summary(self) -> str:
-        limit = f"<= {self.tolerance:g}" if self.tolerance is not None else "not gated"
+        """One line; each figure carries its bound only where a bound applies to this precision."""
+        limit = f" (<= {self.tolerance:g})" if self.tolerance is not None else ""
         verdict = "ok" if self.passed else "FAILED"
         logits = f", {self.logits.summary()}" if self.logits else ""
-        return (f"{verdict}: max |dp| {self.max_abs_diff:.2e} ({limit}){logits}, top-1 agreement "
-                f"{self.top1_agreement:.1%} (>= {self.required_agreement:.0%}) on {self.samples} faces")
+        required = f" (>= {self.required_agreement:.0%})" if self.required_agreement > 0 else ""
+        return (f"{verdict}: max |dp| {self.max_abs_diff:.2e}{limit}{logits}, top-1 agreement "
+                f"{self.top1_agreement:.1%}{required} on {self.samples} faces")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -71,13 +73,17 @@ class LogitReport:
     atol: float
     rtol: float
     passed: bool
+    max_abs_reference: float = 0.0  # the largest |logit| of the reference: the scale of max_abs_diff
 
     def summary(self) -> str:
+        """The relative difference first (the gate's scale: atol + rtol * |ref| per element), the absolute one
+        beside the size of the logits it comes from (a random-weight teacher's logits reach 1e11)."""
         bad = f", {self.violations} outside" if self.violations else ""
         bad += f", {self.nonfinite} NaN/Inf" if self.nonfinite else ""
         bad += f", dtype {self.dtype}" if self.dtype != "float32" else ""
-        return (f"{self.output}: max abs diff {self.max_abs_diff:.2e}, max rel diff {self.max_rel_diff:.2e} "
-                f"(atol=rtol={self.atol:g}{bad})")
+        return (f"{self.output}: max rel diff {self.max_rel_diff:.1e}, max abs diff {self.max_abs_diff:.1e} "
+                f"on logits up to {self.max_abs_reference:.1e} (each within {self.atol:g} + {self.rtol:g}·|ref|"
+                f"{bad})")
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray, atol: float, rtol: float | None = None,
@@ -97,7 +103,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, atol: float, rt
     violations = int((~(diff <= atol + rtol * np.abs(ref))).sum())
     passed = got.dtype == np.float32 and not violations and not nonfinite
     return LogitReport(output, str(got.dtype), True, float(np.nanmax(diff)), float(np.nanmax(rel)), violations,
-                       nonfinite, atol, rtol, passed)
+                       nonfinite, atol, rtol, passed, float(np.abs(ref).max()))
 
 
 def compare(reference_logits: np.ndarray, candidate_logits: np.ndarray, precision: str,

@@ -4,6 +4,7 @@ PyTorch model on real face crops, and moved into the output folder only when it 
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from edgefer.spec import FORMATS, PRECISIONS
 
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tensorrt": ".engine"}
 DEFAULT_MAX_BATCH = 256
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class ConvertRequest:
     batch: int | None = None  # None: dynamic batch axis
     max_batch: int = DEFAULT_MAX_BATCH
     opset: int = 18
+    name: str | None = None  # the files' base name (default: the model's, or the run folder's)
 
 
 @dataclass
@@ -73,6 +76,9 @@ def validate(request: ConvertRequest) -> None:
         raise InputError(f"{request.calib}: calibration folder not found, expected a folder of face images")
     if request.batch is not None and not 1 <= request.batch <= request.max_batch:
         raise InputError(f"batch {request.batch} out of range 1..{request.max_batch}")
+    if request.name is not None and not NAME_PATTERN.fullmatch(request.name):
+        raise InputError(f"--name {request.name!r}: expected letters, digits, '-', '_' or '.', "
+                         "not starting with '.' (it becomes the start of each file name)")
     if request.out.exists() and not request.out.is_dir():
         raise InputError(f"{request.out}: exists and is not a folder")
     if "openvino" in request.formats:
@@ -102,10 +108,18 @@ def model_input(crops: np.ndarray, channels: int, size: int) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(resized, channels, axis=1), dtype=np.float32)
 
 
+def artifact_stem(name: str, precision: str, batch: int | None) -> str:
+    """``NAME.PRECISION`` for a dynamic batch, ``NAME.PRECISION.bN`` for a fixed one: files that differ
+    only in their batch do not collide."""
+    return f"{name}.{precision}" + (f".b{batch}" if batch else "")
+
+
 def convert(request: ConvertRequest, progress=print) -> list[Artifact]:
     """Build, check and write the requested artifacts; return one record per artifact."""
     validate(request)
     source = load_source(request.model)
+    if request.name:
+        source = replace(source, name=request.name)
     spec = source.spec
     calibration, validation, labels = _crops(request.calib)
     calibration, validation = (model_input(c, spec.channels, spec.input_size) for c in (calibration, validation))
@@ -195,7 +209,7 @@ def artifact_spec(source: Source, request: ConvertRequest, precision: str):
 def _build(fmt: str, source: Source, request: ConvertRequest, base_onnx: Path, staging: Path) -> Artifact:
     precision = request.precision
     spec = artifact_spec(source, request, precision)
-    target = staging / f"{source.name}.{precision}{SUFFIX[fmt]}"
+    target = staging / f"{artifact_stem(source.name, precision, request.batch)}{SUFFIX[fmt]}"
     artifact = Artifact(fmt, precision, target)
     try:
         if fmt == "onnx":

@@ -42,13 +42,21 @@ def load_source(model: str) -> Source:
         if path.suffix.lower() != ".safetensors":
             raise ModelError(f"{path}: unsupported checkpoint type {path.suffix!r}, expected a "
                              ".safetensors file written by edgefer train")
-        return _from_checkpoint(path, path.stem)
+        return _from_checkpoint(path, run_name(path))
     name = canonical_name(model)
     torch.manual_seed(RANDOM_SEED)
     module = create_model(name).eval()
     base = TEACHER_SPEC if name == TEACHER else ModelSpec()
     spec = replace(base, model=name, source=f"random initialisation (torch seed {RANDOM_SEED})")
     return Source(module, spec, name)
+
+
+def run_name(path: Path) -> str:
+    """A training run's ``RUN/model.safetensors`` is named after its folder (``micro-f0``), any other
+    checkpoint after its own file name."""
+    if path.stem == "model" and path.absolute().parent.name:
+        return path.absolute().parent.name
+    return path.stem
 
 
 def _refuse_if_unsafe(path: Path) -> None:

@@ -22,6 +22,8 @@ def convert(
     batch: Annotated[str, typer.Option(help="Batch size N, or 'dynamic'.")] = "dynamic",
     max_batch: Annotated[int, typer.Option(min=1, help="Largest batch of a dynamic TensorRT profile.")] = 256,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("models"),
+    name: Annotated[str | None, typer.Option(help="Base name of the files (default: the model's name, or the "
+                                                  "run folder's for RUN/model.safetensors).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
     """Export a model; every artifact is checked against PyTorch before it is written."""
@@ -30,7 +32,7 @@ def convert(
         from edgefer.convert.pipeline import convert as run_convert
 
     request = ConvertRequest(model=model, formats=parse_formats(to), precision=precision.lower(), out=out,
-                             calib=calib, batch=_parse_batch(batch), max_batch=max_batch)
+                             calib=calib, batch=_parse_batch(batch), max_batch=max_batch, name=name)
     artifacts = run_convert(request, progress=lambda line: typer.echo(line, err=True))
     if as_json:
         typer.echo(json.dumps([a.to_dict() for a in artifacts], indent=2))

@@ -120,7 +120,8 @@ def _run(train, run, threads: int | None, out: Path) -> None:
 
 def _print_summary(metrics: dict, out: Path) -> None:
     typer.echo(f"{metrics['model']} on {metrics['dataset']} fold {metrics['fold']} ({metrics['split']} split, "
-               f"{metrics['folds']} folds): test accuracy {metrics['test_accuracy']:.2%} per crop, "
+               f"{metrics['folds']} folds, {metrics['subjects']} subjects, {metrics['images']} images): "
+               f"test accuracy {metrics['test_accuracy']:.2%} per crop, "
                f"{metrics['test_accuracy_image']:.2%} per image after {metrics['epochs']} epochs")
     typer.echo(f"weights: {out / 'model.safetensors'}  metrics: {out / 'metrics.json'}")
     if metrics.get("kind") == "teacher":
@@ -134,10 +135,18 @@ class _RichProgress:
 
     def __enter__(self) -> _RichProgress:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeRemainingColumn(), console=Console(stderr=True))
+                             TimeElapsedColumn(), TextColumn("elapsed, left"), TimeRemainingColumn(),
+                             console=Console(stderr=True))
         self.bars.start()
         self.preprocessing = self.epochs = self.steps = None
         return self

@@ -36,7 +36,8 @@ def test_student_command(tmp_path):
     result = CliRunner().invoke(train_app, student_args(out, 2, "--model", "p12-xs", "--split", "random",
                                                         "--threads", "2"), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "p12-xs on folder fold 0 (random split, 4 folds): test accuracy" in result.output
+    assert re.search(r"p12-xs on folder fold 0 \(random split, 4 folds, \d+ subjects, \d+ images\): test accuracy",
+                     result.output)
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["model"], metrics["epochs"], metrics["split"]) == ("p12-xs", 2, "random")
 

@@ -1,6 +1,7 @@
 """`edgefer convert`: real artifacts, each run against PyTorch before it is written."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from edgefer.convert.parity import compare  # noqa: E402
 from edgefer.convert.pipeline import ConvertRequest, convert  # noqa: E402
 from edgefer.errors import InputError  # noqa: E402
 from edgefer.runtime import Recognizer, open_backend  # noqa: E402
+from edgefer.spec import ModelSpec  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +164,27 @@ def test_cli_json_for_a_family_member(edgefer, tmp_path):
     assert result.returncode == 0, result.stderr
     (record,) = json.loads(result.stdout)
     assert record["status"] == "written" and record["parity"]["max_abs_diff"] <= 1e-4
+    assert Path(record["path"]).name == "p12-s.fp32.b4.onnx"  # a fixed batch is in the name
     backend = open_backend(record["path"])
     assert backend.run(np.zeros((4, 1, 84, 84), np.float32)).shape == (4, 8)
+
+
+@pytest.mark.slow
+def test_a_run_checkpoint_is_named_after_its_run_or_name(edgefer, tmp_path):
+    from edgefer.convert.sources import run_name
+    from edgefer.train.models.registry import create_model
+    from edgefer.train.models.weights import save_weights
+
+    run = tmp_path / "ck-fold0"
+    run.mkdir()
+    weights = save_weights(create_model("p12-xxs"), run / "model.safetensors", "p12-xxs",
+                           ModelSpec(model="p12-xxs:ck-fold0"))
+    assert run_name(weights) == "ck-fold0" and run_name(tmp_path / "best.safetensors") == "best"
+    result = edgefer("convert", weights, "--name", "micro-ck-f0", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["micro-ck-f0.fp32.onnx"]
+    bad = edgefer("convert", weights, "--name", "../x", "--out", tmp_path / "out")
+    assert bad.returncode == 2 and "--name '../x'" in bad.stderr
 
 
 @pytest.mark.slow

@@ -133,7 +133,8 @@ def test_elementwise_report_names_the_worst_differences():
     report = compare_logits(reference, reference + np.array([[delta, 0.0, 0.0]], np.float32), atol=1e-5)
     assert not report.passed and report.violations == 1
     assert report.max_abs_diff == delta and report.max_rel_diff == pytest.approx(delta / 10)
-    assert "max abs diff 2.44e-04, max rel diff 2.44e-05" in report.summary()
+    assert "max rel diff 2.4e-05, max abs diff 2.4e-04 on logits up to 1.0e+01" in report.summary()
+    assert "(each within 1e-05 + 1e-05·|ref|, 1 outside)" in report.summary()
     assert compare_logits(reference, reference * (1 + 5e-6), atol=1e-5).passed  # inside rtol
     assert not compare_logits(reference, reference.astype(np.float64), atol=1e-5).passed  # dtype differs
     assert not compare_logits(reference, reference[:, :2], atol=1e-5).passed  # shape differs
@@ -141,7 +142,10 @@ def test_elementwise_report_names_the_worst_differences():
     nan[0, 1] = np.inf
     assert compare_logits(reference, nan, atol=1e-5).nonfinite == 1
     gated = compare(reference, reference + 2e-4, "fp32", "onnx")
-    assert not gated.passed and "logits: max abs diff" in gated.summary()
+    assert not gated.passed and "logits: max rel diff" in gated.summary()
+    assert "(>= 0%)" not in gated.summary() and "(<= 0.0001)" in gated.summary()
+    int8 = compare(reference, reference, "int8")
+    assert "max |dp| 0.00e+00," in int8.summary() and "(>= 98%)" in int8.summary()
 
 
 def test_accuracy_ratio_is_mlperf_99_percent_of_fp32():

@@ -160,3 +160,16 @@ def test_split_refuses_bad_folds():
         make_split(["a", "b"], [0, 1], ["a", "b"], "random", 2, 2)
     with pytest.raises(InputError, match="unknown split"):
         make_split(["a", "b"], [0, 1], ["a", "b"], "person", 2, 0)
+
+
+def test_subject_split_of_a_folder_needs_subject_names(tmp_path):
+    """Without --subject-regex every image would be its own subject: a random split called subject split."""
+    from edgefer.train.data.folds import DataOptions
+    from edgefer.train.studies.grid import StudySettings, check_settings
+
+    with pytest.raises(InputError, match="--split subject on a folder dataset needs --subject-regex"):
+        DataOptions(tmp_path, "folder")
+    with pytest.raises(InputError, match="Or use --split random"):
+        check_settings(StudySettings(study="pooling", data=str(tmp_path), dataset="folder"))
+    DataOptions(tmp_path, "folder", split="random")
+    DataOptions(tmp_path, "folder", LayoutOptions(subject_regex=r"^(s\d+)_"))

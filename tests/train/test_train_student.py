@@ -83,7 +83,7 @@ def test_other_layouts_and_family_members_train(kind, layout, model, tmp_path):
 
 
 def test_student_refuses_the_teacher_and_pretrained_names(tmp_path):
-    data = DataOptions(shared_dataset("folder"), "folder", cache_dir=shared_cache())
+    data = DataOptions(shared_dataset("folder"), "folder", split="random", cache_dir=shared_cache())
     for name in ("teacher", "microexpnet-ck", "p12-xxxl"):
         with pytest.raises(ModelError):
             train_student(StudentRun(data, tmp_path, epochs=1, model=name))

@@ -151,6 +151,17 @@ def _oulu_base(root: Path) -> Path:
     return found[0]
 
 
+def check_subjects_named(dataset: str, split: str, subject_regex: str | None) -> None:
+    """A subject split of a folder dataset needs the subjects named: one subject per image would be a random
+    split that puts the same person in train and test, under a subject-independent name."""
+    if dataset == "folder" and split == "subject" and not subject_regex:
+        raise InputError(
+            "--split subject on a folder dataset needs --subject-regex to name each image's subject "
+            "from its file name (e.g. --subject-regex '^(s\\d+)_' for s01_happy_3.png); without it every "
+            "image would be its own subject and the same person would land in train and test. "
+            "Or use --split random")
+
+
 def read_folder(root: Path, subject_regex: str | None = None) -> list[Sample]:
     pattern = _compile(subject_regex) if subject_regex else None
     samples = []

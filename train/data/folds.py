@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from edgefer.train.data.crops import CropSet, Progress, load_crops
-from edgefer.train.data.datasets import LayoutOptions, read_dataset
+from edgefer.train.data.datasets import LayoutOptions, check_subjects_named, read_dataset
 from edgefer.train.data.splits import Split, make_split
 from edgefer.train.fit.loop import TrainData
 
@@ -29,6 +29,9 @@ class DataOptions:
     split_seed: int = 0
     detect: bool = True  # Haar face detection (False: every image is already a face crop)
     cache_dir: str | os.PathLike | None = None
+
+    def __post_init__(self) -> None:
+        check_subjects_named(self.dataset, self.split, self.layout.subject_regex)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgefer.errors import InputError
+from edgefer.train.data.datasets import check_subjects_named
 from edgefer.train.models.configs import SIZES, VARIANTS
 
 STUDIES = ("pooling", "temperature", "supervision")
@@ -122,6 +123,7 @@ def check_settings(s: StudySettings) -> None:
         raise InputError(f"--dataset {s.dataset!r}: expected ck, oulu or folder")
     if s.split not in ("random", "subject"):
         raise InputError(f"--split {s.split!r}: expected random or subject")
+    check_subjects_named(s.dataset, s.split, s.subject_regex)
     if s.folds < 2 or s.epochs < 1:
         raise InputError("--folds must be >= 2 and --epochs >= 1")
     for name, given, known in (("--variants", s.variants, VARIANTS), ("--sizes", s.sizes, SIZES)):
