@@ -59,17 +59,23 @@ class Availability:
     reason: str = ""
 
 
-def parse_backends(text: str, system: SystemInfo) -> list[BenchBackend]:
-    """``"all"`` or a comma list of names -> backends, in catalogue order."""
+def check_backend_names(text: str) -> list[str]:
+    """``"all"`` or a comma list of known names; refused before anything is detected or started."""
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if not names:
         raise InputError("--backends is empty: expected 'all' or names from " + ", ".join(BY_NAME))
-    if names == ["all"]:
-        return default_backends(system)
-    unknown = [n for n in names if n not in BY_NAME]
+    unknown = [n for n in names if n not in BY_NAME and names != ["all"]]
     if unknown:
         raise InputError(f"unknown backend {', '.join(unknown)}: expected 'all' or one or more of "
                          f"{', '.join(BY_NAME)}")
+    return names
+
+
+def parse_backends(text: str, system: SystemInfo) -> list[BenchBackend]:
+    """``"all"`` or a comma list of names -> backends, in catalogue order."""
+    names = check_backend_names(text)
+    if names == ["all"]:
+        return default_backends(system)
     return [b for b in CATALOG if b.name in names]
 
 

@@ -34,7 +34,7 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
     PaperRow("MicroExpNet", "p12-xxs", "65K", 0.88, {"i7-7700HQ": 0.53, "GTX1050": 0.97, "Tesla K40": 1.52}),
 )
 
-#: The authors' own TensorFlow graph of MicroExpNet, measured here (FACTS.md): batch 1, one thread.
+#: The authors' own TensorFlow graph of MicroExpNet, measured here (docs/authors-facts.md): batch 1, one thread.
 AUTHORS_TF_MS = 0.392
 AUTHORS_TF_MACHINE = "authors' TF graph, 2-core AMD EPYC, 1 thread"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from edgefer.bench.records import BenchResult, read_result
 from edgefer.bench.table import Table, Value, backends_table, latency_table, throughput_table
 from edgefer.errors import InputError
-from edgefer.fileio import atomic_write_text
+from edgefer.fileio import atomic_write_text, csv_cell
 
 LIBRARIES = ("onnxruntime", "openvino", "torch", "tensorrt")
 RECORD_COLUMNS = ("machine", "model", "backend", "device", "precision", "runtime_precision", "batch", "threads",
@@ -89,7 +89,7 @@ def render_csv(table: Table) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(table.headers)
     for row in table.rows:
-        writer.writerow([v.number if v.number is not None else v.text for v in row])
+        writer.writerow([csv_cell(v.number if v.number is not None else v.text) for v in row])
     return buffer.getvalue()
 
 
@@ -101,7 +101,7 @@ def records_csv(results: Sequence[BenchResult]) -> str:
     for result in results:
         for r in result.records:
             t, g, p = r.timing, r.gpu_ms, r.parity
-            writer.writerow({
+            writer.writerow({k: csv_cell(v) for k, v in {
                 "machine": result.machine.name, "model": r.model, "backend": r.backend, "device": r.device,
                 "precision": r.precision, "runtime_precision": r.runtime_precision, "batch": r.batch,
                 "threads": r.threads, "status": r.status, "params": r.params, "format": r.format,
@@ -112,7 +112,7 @@ def records_csv(results: Sequence[BenchResult]) -> str:
                 "first_call_ms": r.first_call_ms, "peak_rss_mb": r.peak_rss_mb, "h2d_ms": g and g.h2d_ms,
                 "compute_ms": g and g.compute_ms, "d2h_ms": g and g.d2h_ms,
                 "parity_max_abs_diff": p and p.max_abs_diff, "parity_top1": p and p.top1_agreement,
-                "accuracy": r.accuracy, "accuracy_samples": r.accuracy_samples, "reason": r.reason})
+                "accuracy": r.accuracy, "accuracy_samples": r.accuracy_samples, "reason": r.reason}.items()})
     return buffer.getvalue()
 
 

@@ -208,7 +208,7 @@ def _authors_note(sheet: _Sheet) -> list[str]:
             continue
         where = f"on {machine}, " if len(sheet.machines) > 1 else ""
         notes.append(f"MicroExpNet: the authors' TensorFlow graph takes {AUTHORS_TF_MS * 1e3:.0f} µs per image "
-                     f"(FACTS.md: 2-core AMD EPYC, 1 thread); {where}the best CPU backend, {best.backend} "
+                     f"(docs/authors-facts.md: 2-core AMD EPYC, 1 thread); {where}the best CPU backend, {best.backend} "
                      f"({best.runtime_precision}, 1 thread), takes {best.per_image_ms * 1e3:.1f} µs: "
                      f"{AUTHORS_TF_MS / best.per_image_ms:.1f}× faster.")
     return notes

@@ -120,3 +120,13 @@ def last_line(path: str | os.PathLike, limit: int = 300) -> str:
         return ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:limit] if lines else ""
+
+
+def csv_cell(value: object) -> object:
+    """A value as a CSV cell: floats to 6 significant digits (not float32 noise like 0.09400000423192978),
+    None and the tables' "-" as an empty cell."""
+    if value is None or value == "-":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value

@@ -1,4 +1,4 @@
-"""Image -> faces -> model-ready crops, following the authors' pipeline (FACTS.md).
+"""Image -> faces -> model-ready crops, following the authors' pipeline (docs/authors-facts.md).
 
 Detection: OpenCV's Haar cascade ``haarcascade_frontalface_default.xml``, ``detectMultiScale``
 with scale factor 1.3 and 5 minimum neighbours. Each face is cropped from the colour image,
@@ -28,7 +28,8 @@ LOG = logging.getLogger(__name__)
 #: The face is resized to CROP_SIZE x CROP_SIZE, then a WINDOW x WINDOW window is cut from it.
 CROP_SIZE = 256
 WINDOW = 224
-#: The authors' 8 training windows, (row, col) in the 256x256 face (FACTS.md; their Candidates/Preprocessing.py).
+#: The authors' 8 training windows, (row, col) in the 256x256 face (docs/authors-facts.md; their
+#: Candidates/Preprocessing.py).
 AUTHORS_OFFSETS: tuple[tuple[int, int], ...] = ((0, 0), (0, 5), (0, 32), (5, 0), (32, 0), (5, 5), (32, 32), (5, 32))
 #: Inference takes the central-lower window, rows and columns 32..255 (their exampleUsage.py): training window 6.
 INFERENCE_OFFSET = (32, 32)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from edgefer._version import __version__
 
-#: Class order of the authors' models (index -> label), FACTS.md.
+#: Class order of the authors' models (index -> label), docs/authors-facts.md.
 LABELS: tuple[str, ...] = (
     "neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise",
 )
@@ -37,7 +37,7 @@ def label_index(name: str) -> int | None:
     return LABELS.index(key) if key in LABELS else None
 
 
-#: The authors' inference preprocessing (FACTS.md), as a name the runtime dispatches on.
+#: The authors' inference preprocessing (docs/authors-facts.md), as a name the runtime dispatches on.
 AUTHORS_PREPROCESSING = "haar-crop-256-center224-84-gray"
 
 METADATA_KEY = "edgefer.spec"

@@ -23,6 +23,18 @@ from edgefer.cli.study import study_app
 from edgefer.cli.train import train_app
 from edgefer.errors import EdgeferError
 
+
+def _without_type_tags() -> None:
+    """Typer (>= 0.20) prints each option's Python type (<str>, <bool>, <int range>) in a column of its own:
+    noise for a user, and it squeezes the help text. Show an option's metavar there only when one is set."""
+    from typer import core
+
+    core.TyperOption.display_type_rich = lambda self, ctx: self.metavar
+    core.TyperArgument.display_type_rich = lambda self, ctx: None
+
+
+_without_type_tags()
+
 app = typer.Typer(
     name="edgefer", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Facial-expression recognition on edge devices: predict, convert, bench, train.")

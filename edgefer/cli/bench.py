@@ -40,9 +40,10 @@ def bench(
                                                    "folder).")] = None,
     machine: Annotated[str | None, typer.Option(help="Name of this machine in reports (default: host name).")]
     = None,
-    allow_fallback: Annotated[bool, typer.Option(help="Let onnxruntime-cuda / onnxruntime-trt run on CPU when "
-                                                      "their provider is missing or fails to load; the records "
-                                                      "say CPU. Without it that backend is refused.")] = False,
+    allow_fallback: Annotated[bool, typer.Option("--allow-fallback", help="Let onnxruntime-cuda / onnxruntime-trt "
+                                                 "run on CPU when their provider is missing or fails to load; "
+                                                 "the records say CPU. Without it that backend is refused.")]
+    = False,
 ) -> None:
     """Time every model on every backend here and print the paper's size and speed table for this machine.
 
@@ -51,6 +52,7 @@ def bench(
     --backends is unavailable or would silently fall back to CPU; 1 nothing could be measured. The JSON
     and the tables are written in every case.
     """
+    from edgefer.bench.catalog import check_backend_names
     from edgefer.bench.harness import TimingPlan
     from edgefer.bench.plan import DEFAULT_MODELS, BenchRequest, resolve_models
     from edgefer.bench.report import Report, render_markdown
@@ -66,6 +68,7 @@ def bench(
         plan=TimingPlan(min_iters=min_iters, min_seconds=duration, max_seconds=cap), timeout=timeout,
         work=work, data=data, machine_name=machine, allow_fallback=allow_fallback)
     resolve_models(request.models)  # an unknown name fails here, before the progress bar
+    check_backend_names(backends)
     with _RichProgress() as progress:
         result = run_bench(request, progress)
     if json_path is not None:

@@ -19,6 +19,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     typer.echo(f"edgefer {system.libraries['edgefer']}  python {system.python}  {system.platform}")
     typer.echo(f"cpu: {system.cpu} ({system.cores} cores)")
     typer.echo(f"gpus: {', '.join(system.gpus) or 'none'}")
+    width = max((len(b.version or "-") for b in system.backends), default=1)
     for b in system.backends:
         detail = ", ".join(b.devices) if b.available else f"unavailable: {b.reason}"
-        typer.echo(f"  {b.name:<12} {b.version or '-':<12} {detail}")
+        typer.echo(f"  {b.name:<12} {b.version or '-':<{width}}  {detail}")

@@ -20,7 +20,7 @@ def test_param_counts_match_the_paper(name, params):
 
 def test_tf_same_padding_puts_the_odd_pixel_after():
     assert same_padding(84, 8, 2) == (3, 3)
-    assert same_padding(21, 4, 2) == (1, 2)  # FACTS.md: conv2 pads 1 before and 2 after
+    assert same_padding(21, 4, 2) == (1, 2)  # docs/authors-facts.md: conv2 pads 1 before and 2 after
     assert same_padding(11, 2, 2) == (0, 1)
     assert same_padding(42, 2, 2) == (0, 0)
 

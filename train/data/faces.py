@@ -1,4 +1,5 @@
-"""The authors' training preprocessing (FACTS.md): face -> 8 windows of 224 in its 256x256 resize -> 84x84 gray.
+"""The authors' training preprocessing (docs/authors-facts.md): face -> 8 windows of 224 in its 256x256 resize
+-> 84x84 gray.
 
 The face is found as at inference (edgefer.preprocess.FaceDetector: the authors' Haar cascade,
 first face); when none is found the whole image is the face. The 8 windows are the authors'

@@ -1,6 +1,6 @@
 """The MicroExpNet candidate family as plain data (no torch): shapes and parameter counts.
 
-FACTS.md: variants v, p1, p2, p12 differ in conv1's stride and where max-pooling sits;
+docs/authors-facts.md: variants v, p1, p2, p12 differ in conv1's stride and where max-pooling sits;
 sizes M, S, XS, XXS (squeeze 1, 4, 8, 16) set the width of fc1.
 """
 

@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 
 from edgefer.errors import BackendUnavailable
-from edgefer.fileio import atomic_path, atomic_write_text
+from edgefer.fileio import atomic_path, atomic_write_text, csv_cell
 from edgefer.train.fit.reports import MetricsLog, write_json
 from edgefer.train.models.configs import SIZES, VARIANTS
 from edgefer.train.studies.grid import PAPER_POOLING, Cell, StudySettings, cells
@@ -94,7 +94,7 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return atomic_write_text(path, text.getvalue())
 
 
