@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def _fake_aux_logits(num_classes: int = 1000) -> dict[str, torch.Tensor]:
     aux["AuxLogits.fc.weight"] = torch.randn(num_classes, 768)
     aux["AuxLogits.fc.bias"] = torch.randn(num_classes)
     return aux
+
+
+#: torchvision's inception_v3(aux_logits=True) state-dict keys and shapes, written by
+#: tools/torchvision_inception_keys.py from a torchvision wheel (torchvision does not import here).
+TORCHVISION_KEYS = Path(__file__).parents[1] / "reference" / "torchvision_inception_v3_keys.json"
+
+
+@pytest.fixture(scope="module")
+def torchvision_shapes() -> dict[str, tuple[int, ...]]:
+    return {key: tuple(shape) for key, shape in json.loads(TORCHVISION_KEYS.read_text())["keys"].items()}
 
 
 def _is_parameter(key: str) -> bool:
@@ -102,6 +113,34 @@ def test_forward_features_one_channel():
 def test_transform_input_is_refused():
     with pytest.raises(ValueError, match="transform_input"):
         InceptionV3(transform_input=True)
+
+
+def test_state_dict_is_torchvisions_without_the_aux_head(torchvision_shapes):
+    """Same keys, same shapes, same order as torchvision's inception_v3, less AuxLogits.*."""
+    ours = {key: tuple(value.shape) for key, value in InceptionV3(num_classes=1000).state_dict().items()}
+    theirs = {key: shape for key, shape in torchvision_shapes.items() if not key.startswith("AuxLogits.")}
+    assert list(ours) == list(theirs)
+    assert ours == theirs
+    aux = sum(torch.Size(s).numel() for k, s in torchvision_shapes.items()
+              if k.startswith("AuxLogits.") and _is_parameter(k))
+    params = sum(torch.Size(s).numel() for k, s in torchvision_shapes.items() if _is_parameter(k))
+    assert (params, aux) == (TORCHVISION_WITH_AUX, 3_326_696)
+
+
+def test_loads_a_state_dict_with_torchvisions_keys_and_shapes(torchvision_shapes, tmp_path):
+    """A file laid out exactly as torchvision's (random values, AuxLogits included) loads, 1 gray channel."""
+    torch.manual_seed(1)
+    state = {key: (torch.tensor(0) if key.endswith("num_batches_tracked") else torch.randn(shape))
+             for key, shape in torchvision_shapes.items()}
+    path = tmp_path / "inception_v3_google.pth"
+    torch.save(state, path)
+    model = InceptionV3(num_classes=8, in_channels=1)
+    left = load_imagenet_weights(model, path)
+    assert left == ["fc.weight", "fc.bias"]  # the 1000-class classifier does not fit 8 classes
+    loaded = model.state_dict()
+    torch.testing.assert_close(loaded["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
+    torch.testing.assert_close(loaded["Conv2d_1a_3x3.conv.weight"],
+                               state["Conv2d_1a_3x3.conv.weight"].sum(dim=1, keepdim=True))
 
 
 def test_load_imagenet_weights_round_trip(imagenet_state, imagenet_file):
