@@ -52,7 +52,7 @@ def reference() -> dict[str, np.ndarray]:
 def recognizer():
     from edgefer import Recognizer
 
-    return Recognizer("microexpnet-ck", threads=1)
+    return Recognizer("microexpnet-ck", threads=1, detector="haar-exact")
 
 
 def run_edgefer(*args, env: dict | None = None, timeout: float | None = 600) -> subprocess.CompletedProcess:

@@ -11,9 +11,8 @@ import typer
 from edgefer.cli.common import EXIT_BAD_INPUT, native_stderr_silenced
 from edgefer.errors import InputError, ModelError
 
-#: What ``--json`` and the table call each way of finding the faces.
-DETECTORS = {"detect": "haar", "no-detect": "none (whole image as the face box)",
-             "crop": "none (ready crops, resized only)"}
+#: What ``--json`` and the table call the ways of taking faces without a detector.
+NOT_DETECTED = {"no-detect": "none (whole image as the face box)", "crop": "none (ready crops, resized only)"}
 
 
 def predict(
@@ -28,6 +27,8 @@ def predict(
     crop: Annotated[bool, typer.Option("--crop", help="Each image is a model-ready face crop (e.g. 84x84 gray): "
                                                       "resized to the model's input only, nothing cut.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array, one object per image.")] = False,
+    detector: Annotated[str, typer.Option(help="Face detector: blazeface (default), blazeface-full, haar, "
+                                               "haar-exact (the paper's).")] = "blazeface",
 ) -> None:
     """Recognise the facial expression of every face in the images, left to right in each.
 
@@ -41,10 +42,10 @@ def predict(
         raise InputError("--crop and --no-detect exclude each other: --crop takes ready crops, "
                          "--no-detect whole images as face boxes")
     mode = "crop" if crop else "no-detect" if no_detect else "detect"
-    recognizer = Recognizer(model, backend=backend, threads=threads, device=device)
-    about = {"model": model, "backend": recognizer.backend.name, "detector": DETECTORS[mode]}
-    header = (f"# model {model} on {recognizer.backend.name} ({recognizer.backend.device}), "
-              f"faces: {DETECTORS[mode]}")
+    recognizer = Recognizer(model, backend=backend, threads=threads, device=device, detector=detector)
+    finder = NOT_DETECTED.get(mode, recognizer.detector_name)
+    about = {"model": model, "backend": recognizer.backend.name, "detector": finder}
+    header = f"# model {model} on {recognizer.backend.name} ({recognizer.backend.device}), faces: {finder}"
     results, failed = [], 0
     for image in images:
         try:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.detect import Detector, detector_name, make_detector
 from edgefer.errors import ModelError
 from edgefer.imagefile import decode_image, read_image
-from edgefer.preprocess import Box, CropBatch, FaceDetector, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
+from edgefer.preprocess import Box, CropBatch, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
 from edgefer.runtime.loader import open_backend
 from edgefer.spec import ModelSpec
@@ -39,13 +40,15 @@ class Recognizer:
 
     ``model`` is a bundled name (``microexpnet-ck``, ``microexpnet-oulu``) or an artifact path
     (.onnx, .xml, .engine/.plan); the backend follows the file type unless ``backend`` names one.
-    Images over ``max_pixels`` (default ``$EDGEFER_MAX_IMAGE_PIXELS`` or 89,478,485) are refused.
-    Thread-safe: one Recognizer may serve many threads.
+    ``detector`` is a name (``blazeface``, the default; ``blazeface-full``; ``haar``; ``haar-exact``, the
+    paper's setting) or any object with ``detect(frame) -> [(x, y, w, h), ...]``; ``threads`` bounds
+    the detector's threads too. Images over ``max_pixels`` (default ``$EDGEFER_MAX_IMAGE_PIXELS`` or
+    89,478,485) are refused. Thread-safe: one Recognizer may serve many threads.
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, *, backend: str | None = None,
                  threads: int | None = None, device: str | None = None, spec: ModelSpec | None = None,
-                 detector: FaceDetector | None = None, max_pixels: int | None = None):
+                 detector: str | Detector | None = None, max_pixels: int | None = None):
         self.path = resolve_artifact(model)
         self.backend: Backend = open_backend(self.path, backend, threads=threads, device=device, spec=spec)
         self.spec = self.backend.spec
@@ -53,7 +56,9 @@ class Recognizer:
             raise ModelError(f"{self.path}: Recognizer serves 1-channel face models, "
                              f"this one takes {self.spec.channels} channels")
         self.labels = self.spec.labels
-        self.detector = detector or FaceDetector()
+        self.detector = make_detector(detector, threads=threads)
+        #: The detector's name, as results and bench records report it.
+        self.detector_name = detector_name(self.detector)
         self.max_pixels = max_pixels
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
@@ -88,10 +93,14 @@ class Recognizer:
     def predict_many(self, images: Iterable[Image], *, detect: bool = True,
                      color: str = "bgr") -> list[list[Face]]:
         """Like :meth:`predict` for several images; all their faces run as one batch."""
-        detector = self.detector if detect else None
-        batches = [faces_to_batch(self._load(image, color), detector, self.spec.input_size)
-                   for image in images]
-        return self._classify_batches(batches)
+        return self._classify_batches([self._crops(self._load(image, color), detect) for image in images])
+
+    def _crops(self, frame: np.ndarray, detect: bool = True) -> CropBatch:
+        """The crops of a validated frame: its detected faces (boxes clipped to the frame), or the whole
+        frame as one face."""
+        if not detect:
+            return faces_to_batch(frame, None, self.spec.input_size)
+        return faces_to_batch(frame, None, self.spec.input_size, boxes=list(self.detector.detect(frame)))
 
     def _classify_batches(self, batches: list[CropBatch]) -> list[list[Face]]:
         if not batches:

@@ -10,10 +10,10 @@ from edgefer import LABELS
 
 @pytest.mark.slow
 def test_predict_json(edgefer, astronaut_path, reference):
-    out = edgefer("predict", "--json", astronaut_path)
+    out = edgefer("predict", "--json", "--detector", "haar-exact", astronaut_path)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result[0]["image"] == str(astronaut_path)
+    assert result[0]["image"] == str(astronaut_path) and result[0]["detector"] == "haar-exact"
     (face,) = result[0]["faces"]
     assert face["box"] == [int(v) for v in reference["astronaut_box"]]
     assert set(face["scores"]) == set(LABELS) and face["label"] in LABELS

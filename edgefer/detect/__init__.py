@@ -1,0 +1,47 @@
+"""Face detectors behind one small interface: ``detect(frame) -> [(x, y, w, h), ...]``.
+
+- ``haar``: the authors' OpenCV cascade (scale 1.3, 5 neighbours), faster by a minimum face size;
+- ``haar-exact``: the same cascade searching every face size (the paper's setting, slowest);
+- ``blazeface`` / ``blazeface-full``: MediaPipe's BlazeFace short / full range on ONNX Runtime,
+  boxes mapped onto Haar's framing.
+
+Any object with a ``detect(frame)`` method returning boxes may stand in for these.
+"""
+
+from __future__ import annotations
+
+from edgefer.detect.base import Box, Detector, detector_name, iou
+from edgefer.errors import InputError
+
+DETECTORS = ("blazeface", "blazeface-full", "haar", "haar-exact")
+DEFAULT_DETECTOR = "blazeface"
+
+
+def make_detector(detector: str | Detector | None = None, *, threads: int | None = None) -> Detector:
+    """A detector by name (None: the default), or the user's own object as it is."""
+    if detector is None:
+        detector = DEFAULT_DETECTOR
+    if not isinstance(detector, str):
+        if not callable(getattr(detector, "detect", None)):
+            raise InputError(f"detector {type(detector).__name__} has no detect(frame) method; expected a name "
+                             f"({', '.join(DETECTORS)}) or an object with detect(frame) -> boxes")
+        return detector
+    name = detector.strip().lower()
+    if name in ("blazeface", "blazeface-short"):
+        from edgefer.detect.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector("short", threads=threads)
+    if name == "blazeface-full":
+        from edgefer.detect.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector("full", threads=threads)
+    if name in ("haar", "haar-exact"):
+        from edgefer.detect.haar import HaarDetector
+
+        detector = HaarDetector(min_face=0.0 if name == "haar-exact" else None, threads=threads)
+        detector.name = name
+        return detector
+    raise InputError(f"unknown detector {detector!r}, expected one of {', '.join(DETECTORS)}")
+
+
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "Box", "Detector", "detector_name", "iou", "make_detector"]
