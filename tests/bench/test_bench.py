@@ -236,7 +236,7 @@ def test_accuracy_matches_a_direct_recognizer(tmp_path, astronaut_path, astronau
     assert record.status == "ok" and record.accuracy_samples == 3 and 0.0 <= record.accuracy <= 1.0
     assert "onnxruntime top-1" in Report.of([result]).latency.headers  # shown beside the speed
 
-    recognizer = Recognizer(work / "microexpnet-ck" / record.artifact, threads=1)
+    recognizer = Recognizer(work / "microexpnet-ck" / record.artifact, threads=1, detector="haar-exact")
     hits = 0
     for label in images:
         path = data / label / "face.png"
