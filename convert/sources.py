@@ -12,12 +12,11 @@ from edgefer.errors import ModelError, UnsafeModelError
 from edgefer.fileio import file_sha256
 from edgefer.spec import ModelSpec
 from edgefer.train.models.registry import TEACHER, canonical_name, create_model
+from edgefer.train.models.teacher import teacher_spec
 from edgefer.train.models.weights import load_weights
 from edgefer.train.safe_load import load_torch_file
 from edgefer.zoo import PRETRAINED
 
-#: The teacher sees the face crop as a 3-channel 299x299 image (Inception v3's native size).
-TEACHER_SPEC = ModelSpec(input_size=299, channels=3, preprocessing="haar-crop-256-center224-299-gray3")
 RANDOM_SEED = 0
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt"}
 
@@ -46,8 +45,8 @@ def load_source(model: str) -> Source:
     name = canonical_name(model)
     torch.manual_seed(RANDOM_SEED)
     module = create_model(name).eval()
-    base = TEACHER_SPEC if name == TEACHER else ModelSpec()
-    spec = replace(base, model=name, source=f"random initialisation (torch seed {RANDOM_SEED})")
+    origin = {"model": name, "source": f"random initialisation (torch seed {RANDOM_SEED})"}
+    spec = teacher_spec(**origin) if name == TEACHER else ModelSpec(**origin)
     return Source(module, spec, name)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,49 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: A tensor's dimensions as the graph declares them; None where a dimension is dynamic.
+Dims = tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """What a loaded graph really has: its inputs and outputs, name -> dims."""
+
+    inputs: dict[str, Dims]
+    outputs: dict[str, Dims]
+
+
+def check_graph(spec: ModelSpec, graph: GraphIO, path: str | os.PathLike) -> None:
+    """Refuse (ModelError naming the field) a spec that does not describe ``graph``: edgefer backends feed one
+    NCHW float input named ``input_name`` shaped (N, channels, input_size, input_size), and read one score per
+    label from the output ``output_name`` (N, len(labels)). Dynamic dims in the graph are taken on trust."""
+    spec.validate()
+    if spec.layout != "NCHW":
+        raise ModelError(f"{path}: spec field 'layout' is {spec.layout!r}; edgefer backends feed NCHW")
+    if list(graph.inputs) != [spec.input_name]:
+        raise ModelError(f"{path}: spec field 'input_name' is {spec.input_name!r}; the graph's inputs are "
+                         f"{list(graph.inputs)} (expected exactly that one)")
+    dims = graph.inputs[spec.input_name]
+    if len(dims) != 4:
+        raise ModelError(f"{path}: the graph's input {spec.input_name!r} has dims {list(dims)}, expected (N, C, H, W)")
+    for field, got, want in (("channels", dims[1:2], (spec.channels,)),
+                             ("input_size", dims[2:], (spec.input_size, spec.input_size))):
+        if any(d is not None and d != w for d, w in zip(got, want, strict=True)):
+            raise ModelError(f"{path}: spec field {field!r} says input {spec.input_shape} per face; the graph's "
+                             f"input {spec.input_name!r} is {_dims_text(dims)}")
+    if spec.output_name not in graph.outputs:
+        raise ModelError(f"{path}: spec field 'output_name' is {spec.output_name!r}; the graph's outputs are "
+                         f"{list(graph.outputs)}")
+    out = graph.outputs[spec.output_name]
+    if len(out) != 2 or out[1] != len(spec.labels):
+        raise ModelError(f"{path}: spec field 'labels' names {len(spec.labels)} classes; the graph's output "
+                         f"{spec.output_name!r} is {_dims_text(out)}, expected (N, {len(spec.labels)})")
+
+
+def _dims_text(dims: Dims) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
 
 
 def check_model_file(path: str | os.PathLike, expected: str) -> Path:

@@ -19,7 +19,7 @@ import threading
 import numpy as np
 
 from edgefer.errors import BackendUnavailable, ModelError, one_line
-from edgefer.runtime.base import Backend, check_model_file
+from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
 from edgefer.sysinfo import cpu_flags
 
@@ -46,6 +46,15 @@ def read_onnx_spec(session) -> ModelSpec | None:
     """The edgefer spec stored in the model's metadata_props, or None when there is none."""
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     return ModelSpec.from_json(text) if text else None
+
+
+def graph_io(session) -> GraphIO:
+    """The session's inputs and outputs with their dims (symbolic ones as None)."""
+    def dims(shape) -> tuple[int | None, ...]:
+        return tuple(d if isinstance(d, int) and d >= 0 else None for d in shape or ())
+
+    return GraphIO({i.name: dims(i.shape) for i in session.get_inputs()},
+                   {o.name: dims(o.shape) for o in session.get_outputs()})
 
 
 class OnnxRuntimeBackend(Backend):
@@ -86,10 +95,7 @@ class OnnxRuntimeBackend(Backend):
         if emulate_int8:  # only now is the precision known; int8 models are small, opening again is cheap
             options.add_session_config_entry("session.disable_quant_qdq", "1")
             self.session = _session(ort, path, options, wanted)
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != spec.input_name:
-            raise ModelError(f"{path}: expected one input named {spec.input_name!r}, "
-                             f"found {[i.name for i in inputs]}")
+        check_graph(spec, graph_io(self.session), path)
         precision = "int8-emulated" if emulate_int8 else spec.precision
         super().__init__(spec, device=device, precision=precision, threads=threads)
         self.path = path

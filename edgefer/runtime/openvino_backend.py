@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
-from edgefer.runtime.base import Backend, check_model_file
+from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import ModelSpec
 
 #: Where an IR keeps the edgefer spec (JSON text): ``<rt_info><edgefer><spec value="..."/>``.
@@ -179,12 +179,21 @@ def _spec_of(model, path: Path) -> ModelSpec:
 
 
 def _check_io(model, spec: ModelSpec, path: Path) -> None:
-    inputs = model.inputs
-    if len(inputs) != 1 or spec.input_name not in inputs[0].get_names():
-        raise ModelError(f"{path}: expected one input named {spec.input_name!r}, "
-                         f"found {[sorted(i.get_names()) for i in inputs]}")
     if len(model.outputs) != 1:
         raise ModelError(f"{path}: expected one output, found {len(model.outputs)}")
+    check_graph(spec, GraphIO(_ports(model.inputs, spec.input_name), _ports(model.outputs, spec.output_name)), path)
+
+
+def _ports(ports, wanted: str) -> dict[str, tuple[int | None, ...]]:
+    """Port name (``wanted`` when it is one of the port's names) -> dims, None where dynamic."""
+    found = {}
+    for port in ports:
+        names = port.get_names()
+        name = wanted if wanted in names else min(names, default=f"<unnamed {port.get_index()}>")
+        shape = port.get_partial_shape()
+        found[name] = () if shape.rank.is_dynamic else tuple(
+            d.get_length() if d.is_static else None for d in shape)
+    return found
 
 
 def _compile_config(device: str, precision: str, threads: int | None, performance: str) -> dict:

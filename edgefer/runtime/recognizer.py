@@ -15,7 +15,7 @@ from edgefer.imagefile import decode_image, read_image
 from edgefer.preprocess import Box, CropBatch, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
 from edgefer.runtime.loader import open_backend
-from edgefer.spec import ModelSpec
+from edgefer.spec import ModelSpec, authors_preprocessing
 from edgefer.zoo import DEFAULT_MODEL, resolve_artifact
 
 #: What predict accepts: an array frame, a file path, or the bytes of an encoded image file.
@@ -35,6 +35,21 @@ class Face:
                 "scores": self.scores}
 
 
+def check_recognizer_spec(spec: ModelSpec, path: str | os.PathLike) -> None:
+    """Refuse (ModelError naming the field) a spec whose input the Recognizer does not make: it feeds the
+    authors' crop (edgefer.preprocess.authors_crops), gray, pixels 0..255, NCHW (the backends check layout)."""
+    if spec.channels != 1:
+        raise ModelError(f"{path}: spec field 'channels' is {spec.channels}; Recognizer serves 1-channel "
+                         "(gray) face models")
+    if (spec.pixel_min, spec.pixel_max) != (0, 255):
+        raise ModelError(f"{path}: spec fields 'pixel_min'/'pixel_max' ask for pixels {spec.pixel_min:g}.."
+                         f"{spec.pixel_max:g}; Recognizer feeds 0..255")
+    expected = authors_preprocessing(spec.input_size, spec.channels)
+    if spec.preprocessing != expected:
+        raise ModelError(f"{path}: spec field 'preprocessing' is {spec.preprocessing!r}; Recognizer implements "
+                         f"{expected!r} only")
+
+
 class Recognizer:
     """Facial-expression recognition with the authors' preprocessing.
 
@@ -52,9 +67,11 @@ class Recognizer:
         self.path = resolve_artifact(model)
         self.backend: Backend = open_backend(self.path, backend, threads=threads, device=device, spec=spec)
         self.spec = self.backend.spec
-        if self.spec.channels != 1:
-            raise ModelError(f"{self.path}: Recognizer serves 1-channel face models, "
-                             f"this one takes {self.spec.channels} channels")
+        try:
+            check_recognizer_spec(self.spec, self.path)
+        except ModelError:
+            self.backend.close()
+            raise
         self.labels = self.spec.labels
         self.detector = make_detector(detector, threads=threads)
         #: The detector's name, as results and bench records report it.

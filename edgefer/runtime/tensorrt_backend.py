@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError, one_line
-from edgefer.runtime.base import Backend, check_model_file
+from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import ModelSpec
 from edgefer.trust import read_verified_plan
 
@@ -54,7 +54,7 @@ def read_sidecar(engine: str | os.PathLike) -> dict:
         raise ModelError(f"{engine}: no sidecar {path.name} beside it (it holds the engine's metadata); {REBUILD}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ModelError(f"{path}: broken sidecar ({one_line(err)}); {REBUILD}") from None
     missing = [key for key in SIDECAR_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
@@ -334,6 +334,8 @@ def _inspect(trt, engine, spec: ModelSpec, path: Path) -> _Io:
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
     outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    dims = {n: tuple(int(d) if d >= 0 else None for d in engine.get_tensor_shape(n)) for n in names}
+    check_graph(spec, GraphIO({n: dims[n] for n in inputs}, {n: dims[n] for n in outputs}), path)
     if inputs != [spec.input_name] or outputs != [spec.output_name]:
         raise ModelError(f"{path}: expected input {spec.input_name!r} and output {spec.output_name!r}, "
                          f"found inputs {inputs} and outputs {outputs}")

@@ -2,7 +2,7 @@
 
 The teacher sees the students' 84x84 gray crops resized (bilinear) to ``input_size`` (299, its
 native size; 139 or 75 run much faster on a CPU) and repeated to 3 channels, pixels 0..255 as
-edgefer convert feeds it (convert.sources.TEACHER_SPEC). It may start from a torchvision ImageNet
+edgefer convert feeds it (edgefer.train.models.teacher.teacher_spec). It may start from a torchvision ImageNet
 state dict the user downloaded (read with ``weights_only=True``; its first BatchNorm adapts the
 0..255 scale within a few steps, since batch statistics are scale-free). The logits file written
 at the end (RUN/teacher_logits.safetensors) is what ``edgefer train student --teacher-logits`` reads.
@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from edgefer.errors import InputError, ModelError
 from edgefer.fileio import file_sha256
-from edgefer.spec import ModelSpec
 from edgefer.train.data.crops import Progress
 from edgefer.train.data.folds import DataOptions, FoldData, load_fold
 from edgefer.train.fit.loop import Hooks, LoopConfig, Prepare, evaluate, fit, seed_everything
@@ -27,7 +26,7 @@ from edgefer.train.fit.reports import MetricsLog
 from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, jsonable, path_text, spec_extra, start_run
 from edgefer.train.fit.teacher_logits import load_teacher_logits, save_teacher_logits
 from edgefer.train.models.registry import TEACHER
-from edgefer.train.models.teacher import InceptionV3, load_imagenet_weights
+from edgefer.train.models.teacher import InceptionV3, load_imagenet_weights, teacher_spec
 
 MIN_INPUT_SIZE = 75
 
@@ -63,11 +62,6 @@ def teacher_input(size: int) -> Prepare:
     return prepare
 
 
-def teacher_spec(size: int, name: str, extra: dict[str, str]) -> ModelSpec:
-    return ModelSpec(input_size=size, channels=3, preprocessing=f"haar-crop-256-center224-{size}-gray3",
-                     model=name, source="edgefer train teacher", extra=extra)
-
-
 def train_teacher(run: TeacherRun, hooks: Hooks | None = None, progress: Progress | None = None) -> dict:
     """Train (or resume) the teacher run in ``run.out``; write its logits; return the final metrics."""
     check_loop(run.loop_config(), run.dropout)
@@ -88,8 +82,9 @@ def train_teacher(run: TeacherRun, hooks: Hooks | None = None, progress: Progres
     summary = {"kind": "teacher", "model": TEACHER, "run": paths.root.name, "dataset": run.data.dataset,
                "input_size": run.input_size, "imagenet": path_text(run.imagenet), "seed": run.seed,
                "teacher_logits": str(paths.teacher_logits)}
-    spec = teacher_spec(run.input_size, f"{TEACHER}:{paths.root.name}",
-                        spec_extra({**fold.fingerprint(), "dataset": run.data.dataset, "epochs": len(result.history)}))
+    extra = spec_extra({**fold.fingerprint(), "dataset": run.data.dataset, "epochs": len(result.history)})
+    spec = teacher_spec(run.input_size, model=f"{TEACHER}:{paths.root.name}", source="edgefer train teacher",
+                        extra=extra)
     metrics = finish_run(paths, model, TEACHER, spec, fold, result, summary)
     _write_logits(paths, model, fold, run, prepare)
     return metrics

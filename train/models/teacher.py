@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgefer.spec import ModelSpec, authors_preprocessing
 from edgefer.train.models.teacher_params import (
     MIXED_BLOCKS,
     NUM_FEATURES,
@@ -31,9 +32,18 @@ from edgefer.train.models.teacher_params import (
 )
 from edgefer.train.safe_load import load_torch_file
 
+#: Inception v3's native input size: the teacher sees the face crop as a 3-channel 299x299 image.
+TEACHER_INPUT_SIZE = 299
 FIRST_CONV = "Conv2d_1a_3x3.conv.weight"
 FC_KEYS = ("fc.weight", "fc.bias")
 _BN_COUNTER = ".num_batches_tracked"
+
+
+def teacher_spec(input_size: int = TEACHER_INPUT_SIZE, **fields: object) -> ModelSpec:
+    """The spec of every teacher artifact: the authors' crop at ``input_size``, gray repeated to 3 channels,
+    pixels 0..255; ``fields`` (model, source, extra...) fill in the rest."""
+    return ModelSpec(input_size=input_size, channels=3, preprocessing=authors_preprocessing(input_size, 3),
+                     **fields)
 
 
 class BasicConv2d(nn.Module):
