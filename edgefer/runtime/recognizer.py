@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,20 +19,26 @@ from edgefer.runtime.loader import open_backend
 from edgefer.spec import ModelSpec, authors_preprocessing
 from edgefer.zoo import DEFAULT_MODEL, resolve_artifact
 
+if TYPE_CHECKING:
+    from edgefer.runtime.stream import FaceStream
+
 #: What predict accepts: an array frame, a file path, or the bytes of an encoded image file.
 Image = np.ndarray | str | os.PathLike | bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
 class Face:
-    """One recognised face: its box (x, y, w, h) in the image, or None for a given crop."""
+    """One recognised face: its box (x, y, w, h) in the image, or None for a given crop; in a stream,
+    ``id`` names the same face from frame to frame."""
 
     box: Box | None
     label: str
     scores: dict[str, float]
+    id: int | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"box": list(self.box) if self.box is not None else None, "label": self.label,
+        data: dict[str, object] = {} if self.id is None else {"id": self.id}
+        return {**data, "box": list(self.box) if self.box is not None else None, "label": self.label,
                 "scores": self.scores}
 
 
@@ -118,6 +125,27 @@ class Recognizer:
         if not detect:
             return faces_to_batch(frame, None, self.spec.input_size)
         return faces_to_batch(frame, None, self.spec.input_size, boxes=list(self.detector.detect(frame)))
+
+    def stream(self, frames: Iterable[Image], *, detect_every: int = 5, fps: float | None = None,
+               color: str = "bgr") -> FaceStream:
+        """Faces frame by frame, each with an ``id`` stable across frames (see :class:`FaceStream`).
+
+        The detector runs on every ``detect_every``-th frame; in between, each face's box follows a
+        constant-velocity track from its last two detections, so a steady video costs one detection
+        per ``detect_every`` frames. ``fps`` gives each frame its time (index / fps); without it the
+        time is the seconds since the first frame, by the clock.
+        """
+        from edgefer.runtime.stream import FaceStream
+
+        return FaceStream(self, frames, detect_every=detect_every, fps=fps, color=color)
+
+    def _faces_with_ids(self, frame: np.ndarray, tracked: Sequence[tuple[int, Box]]) -> list[Face]:
+        """Classify the given (id, box) faces of a validated frame, boxes already clipped to it."""
+        if not tracked:
+            return []
+        batch = faces_to_batch(frame, None, self.spec.input_size, boxes=[box for _, box in tracked])
+        faces = self._classify_batches([batch])[0]
+        return [Face(f.box, f.label, f.scores, face_id) for f, (face_id, _) in zip(faces, tracked, strict=True)]
 
     def _classify_batches(self, batches: list[CropBatch]) -> list[list[Face]]:
         if not batches:
