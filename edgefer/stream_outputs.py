@@ -149,3 +149,32 @@ def run_stream(frames: Iterable[np.ndarray], stream, *, csv_log: CsvLog | None =
             if output is not None:
                 output.close()
     return done
+
+
+class StreamSummary:
+    """What a stream saw: frames, frames with faces, and per face id its frames and most frequent label."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.frames = 0
+        self.frames_with_faces = 0
+        self.ids: dict[int, dict[str, int]] = {}
+        self._start = time.perf_counter()
+
+    def add(self, result: FrameFaces) -> None:
+        self.frames += 1
+        self.frames_with_faces += bool(result.faces)
+        for face in result.faces:
+            labels = self.ids.setdefault(face.id, {})
+            labels[face.label] = labels.get(face.label, 0) + 1
+
+    def lines(self) -> list[str]:
+        seconds = time.perf_counter() - self._start
+        rate = self.frames / seconds if seconds > 0 else 0.0
+        lines = [f"{self.source}: {self.frames} frames ({rate:.0f} frames/s), a face in {self.frames_with_faces}, "
+                 f"{len(self.ids)} face id(s)"]
+        for face_id, labels in self.ids.items():
+            top = sorted(labels.items(), key=lambda kv: -kv[1])[:3]
+            lines.append(f"{self.source}  face #{face_id}  in {sum(labels.values())} frames  "
+                         + "  ".join(f"{label} {count}" for label, count in top))
+        return lines

@@ -108,7 +108,8 @@ def open_video(path: str | os.PathLike) -> VideoSource:
         opened = capture.isOpened()
         ok, first = capture.read() if opened else (False, None)
     if not opened:
-        raise InputError(f"{path}: not a readable video (corrupt, truncated or not a video); expected {_EXPECTED}")
+        raise InputError(f"{path}: not a readable video (corrupt, truncated, without frames, in a codec this "
+                         f"FFmpeg cannot decode, or not a video); expected {_EXPECTED}")
     if not ok or first is None:
         capture.release()
         raise InputError(f"{path}: no frame could be decoded (zero frames, or a codec FFmpeg here cannot "

@@ -1,4 +1,4 @@
-"""`edgefer predict`: the expressions of every face in images."""
+"""`edgefer predict`: the expressions of every face in images, folders, videos and cameras."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ NOT_DETECTED = {"no-detect": "none (whole image as the face box)", "crop": "none
 
 
 def predict(
-    images: Annotated[list[Path], typer.Argument(metavar="IMAGE...", help="Image files (PNG, JPEG, BMP, TIFF, WebP).")],
+    inputs: Annotated[list[Path] | None, typer.Argument(
+        metavar="INPUT...", help="Image files (PNG, JPEG, BMP, TIFF, WebP), folders of images, or video files "
+                                 "(mp4, avi, mkv, mov, webm).")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Bundled name or model file.")] = "microexpnet-ck",
     backend: Annotated[str | None, typer.Option(help="onnxruntime, openvino or tensorrt "
                                                      "(default: by file type).")] = None,
@@ -26,23 +28,47 @@ def predict(
                                                                 "(the authors' crop is applied).")] = False,
     crop: Annotated[bool, typer.Option("--crop", help="Each image is a model-ready face crop (e.g. 84x84 gray): "
                                                       "resized to the model's input only, nothing cut.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array, one object per image.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Images: one JSON array, one object per image. Videos "
+                                                         "and cameras: JSON lines, one object per frame.")] = False,
     detector: Annotated[str, typer.Option(help="Face detector: blazeface (default), blazeface-full, haar, "
                                                "haar-exact (the paper's).")] = "blazeface",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Folders: take the images in their "
+                                                                      "sub-folders too.")] = False,
+    camera: Annotated[int | None, typer.Option(metavar="INDEX", min=0, help="Read camera INDEX (0: the first) "
+                                                                            "until Ctrl-C.")] = None,
+    detect_every: Annotated[int, typer.Option(min=1, help="Videos and cameras: run the detector every N frames; "
+                                                          "faces are tracked in between.")] = 5,
+    csv_path: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Videos and cameras: write frame, "
+                                                  "time, face id, box, label and the scores per face here.")] = None,
+    annotate: Annotated[Path | None, typer.Option(metavar="OUT.mp4", help="Videos and cameras: write the video "
+                                                  "with boxes, ids, labels and the frame rate drawn on it.")] = None,
 ) -> None:
-    """Recognise the facial expression of every face in the images, left to right in each.
+    """Recognise the facial expression of every face in images, videos or a camera.
 
-    Every image is processed: a missing, truncated, corrupt or oversized one (over
-    $EDGEFER_MAX_IMAGE_PIXELS, default 89,478,485 pixels) gets one line on stderr (and an "error"
-    entry with --json), and the command exits with code 2 at the end.
+    Images (and the images of folders, sorted) are answered left to right in each. Every image is
+    processed: a missing, truncated, corrupt or oversized one (over $EDGEFER_MAX_IMAGE_PIXELS,
+    default 89,478,485 pixels) gets one line on stderr (and an "error" entry with --json), and the
+    command exits with code 2 at the end. Videos and cameras give per-frame results with face ids
+    stable across frames; Ctrl-C stops them with the CSV and the annotated video complete. A missing
+    camera exits with 5.
     """
+    from edgefer.inputs import expand_inputs, split_videos
     from edgefer.runtime import Recognizer
 
     if crop and no_detect:
         raise InputError("--crop and --no-detect exclude each other: --crop takes ready crops, "
                          "--no-detect whole images as face boxes")
+    images, videos = split_videos(expand_inputs(inputs or [], recursive))
+    streams = videos or camera is not None
+    _check_combination(images, videos, camera, crop or no_detect, csv_path, annotate)
     mode = "crop" if crop else "no-detect" if no_detect else "detect"
     recognizer = Recognizer(model, backend=backend, threads=threads, device=device, detector=detector)
+    if streams:
+        from edgefer.cli.predict_stream import predict_streams
+
+        predict_streams(recognizer, model, videos, camera, detect_every=detect_every, as_json=as_json,
+                        csv_path=csv_path, annotate=annotate)
+        return
     finder = NOT_DETECTED.get(mode, recognizer.detector_name)
     about = {"model": model, "backend": recognizer.backend.name, "detector": finder}
     header = f"# model {model} on {recognizer.backend.name} ({recognizer.backend.device}), faces: {finder}"
@@ -66,6 +92,24 @@ def predict(
         typer.echo(json_array(results))
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _check_combination(images: list, videos: list, camera: int | None, no_detector: bool,
+                       csv_path: Path | None, annotate: Path | None) -> None:
+    """Refuse what cannot be combined, before any model is loaded."""
+    if not images and not videos and camera is None:
+        raise InputError("nothing to read: give image files, folders or videos, or --camera INDEX")
+    if (videos or camera is not None) and images:
+        raise InputError("images and videos/cameras go in separate calls (their --json differs: "
+                         "an array for images, JSON lines for streams)")
+    if videos and camera is not None:
+        raise InputError("--camera and video files go in separate calls")
+    if (videos or camera is not None) and no_detector:
+        raise InputError("--crop and --no-detect apply to images, not to videos or cameras")
+    if (csv_path or annotate) and not (videos or camera is not None):
+        raise InputError("--csv and --annotate apply to a video or --camera")
+    if (csv_path or annotate) and len(videos) > 1:
+        raise InputError("--csv and --annotate take one video at a time")
 
 
 def json_array(items: list[dict]) -> str:
