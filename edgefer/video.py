@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,20 +30,35 @@ _EXPECTED = "a video OpenCV's FFmpeg can decode (mp4, avi, mkv, mov, webm, ...)"
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """FFmpeg and OpenCV print their own warnings to file descriptor 2 ("moov atom not found");
-    edgefer's one-line error says what went wrong, so those go to /dev/null meanwhile."""
-    try:
-        sys.stderr.flush()
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:  # no file descriptor 2 to redirect
+    edgefer's one-line error says what went wrong, so those go to /dev/null meanwhile. Ctrl-C waits
+    until stderr is back (else "interrupted" would go to /dev/null)."""
+    with _sigint_deferred():
+        try:
+            sys.stderr.flush()
+            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        except OSError:  # no file descriptor 2 to redirect
+            yield
+            return
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Block SIGINT meanwhile (main thread, POSIX); a Ctrl-C pressed meanwhile arrives right after."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class VideoSource:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from edgefer.cli.common import EXIT_INTERRUPTED
 from edgefer.errors import InputError
 
 
@@ -23,8 +24,13 @@ def predict_streams(recognizer, model: str, videos: list[Path], camera: int | No
     broken = []
     for source in ([camera] if camera is not None else videos):
         video = open_camera(source) if camera is not None else open_video(source)
-        with video:
-            _one(recognizer, model, video, detect_every, as_json, csv_path, annotate)
+        try:
+            with video:
+                _one(recognizer, model, video, detect_every, as_json, csv_path, annotate)
+        except KeyboardInterrupt:
+            typer.echo(f"edgefer: interrupted: {video.name} stopped after {video.frames_read} frames; "
+                       "the outputs hold every frame done", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         if video.broken:
             broken.append(video.broken)
     if broken:
