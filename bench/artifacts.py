@@ -21,6 +21,7 @@ from edgefer.bench.jobs import BuildJob
 from edgefer.bench.plan import ArtifactInfo
 from edgefer.errors import one_line
 from edgefer.fileio import atomic_path, atomic_write_text
+from edgefer.spec import FORMAT_PRECISIONS
 
 MANIFEST = "manifest.json"
 REFERENCE = "reference.npz"
@@ -31,12 +32,13 @@ def build(job: BuildJob, emit: Callable[[dict], None]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     cached = _read_manifest(folder)
     for precision in job.precisions:
-        missing = [f for f in job.formats if (f, precision) not in cached]
+        formats = [f for f in job.formats if precision in FORMAT_PRECISIONS[f]]  # bf16: OpenVINO only
+        missing = [f for f in formats if (f, precision) not in cached]
         for info in _convert(job, precision, missing, folder) if missing else []:
             if info.status == "written":
                 cached[info.format, precision] = info
             emit({"artifact": asdict(info)})
-        for fmt in job.formats:
+        for fmt in formats:
             if fmt not in missing:
                 emit({"artifact": asdict(cached[fmt, precision])})
     if job.torch_weights or not (folder / REFERENCE).is_file():

@@ -41,7 +41,8 @@ CATALOG: tuple[BenchBackend, ...] = (
                  gpu=True, needs="CUDAExecutionProvider"),
     BenchBackend("onnxruntime-trt", "onnxruntime", "artifact", "tensorrt", "onnx", ("fp32", "fp16", "int8"),
                  gpu=True, needs="TensorrtExecutionProvider"),
-    BenchBackend("openvino", "openvino", "artifact", "CPU", "openvino", ("fp32", "fp16", "int8"), needs="CPU"),
+    BenchBackend("openvino", "openvino", "artifact", "CPU", "openvino", ("fp32", "fp16", "bf16", "int8"),
+                 needs="CPU"),
     BenchBackend("openvino-gpu", "openvino", "artifact", "GPU", "openvino", ("fp32", "fp16", "int8"),
                  gpu=True, needs="GPU"),
     BenchBackend("tensorrt", "tensorrt", "artifact", "cuda:0", "tensorrt", ("fp32", "fp16", "int8"), gpu=True),
@@ -106,12 +107,14 @@ def availability(backend: BenchBackend, system: SystemInfo, allow_fallback: bool
 
 
 def unsupported_reason(backend: BenchBackend, precision: str) -> str:
-    """Why ``backend`` cannot run ``precision``, or "" when it can."""
+    """Why ``backend`` cannot run ``precision``, or "" when it can. bf16 on a CPU without bf16 instructions:
+    OpenVINO is refused (it would run f32); torch runs it emulated, and its records say "bf16-emulated"."""
+    from edgefer.sysinfo import bf16_missing_reason, cpu_has_bf16
+
+    if precision == "bf16" and backend.runtime == "openvino" and not backend.gpu and not cpu_has_bf16():
+        return f"{bf16_missing_reason()}: OpenVINO would run bf16 in fp32"
     if precision in backend.precisions:
         return ""
-    if backend.name == "openvino" and precision == "bf16":
-        return ("edgefer's OpenVINO backend pins the inference precision to the artifact's "
-                "(an FP32 IR runs f32, never OpenVINO's silent bf16)")
     offered = ", ".join(backend.precisions)
     return f"{backend.name} runs {offered} here, not {precision}"
 

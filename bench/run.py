@@ -139,7 +139,8 @@ def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context):
         return {}, None, ""
     request = context.request
     formats = [f for f in FORMATS if any(b.format == f for b in runnable)]
-    precisions = [p for p in request.precisions if p in PRECISIONS]
+    precisions = [p for p in request.precisions if p in PRECISIONS
+                  and any(not unsupported_reason(b, p) for b in runnable if b.format in FORMATS)]
     torch_weights = any(b.format == "safetensors" for b in runnable)
     folder = context.work / model.name
     job = BuildJob(model.name, formats, precisions if formats else [], torch_weights, str(folder),

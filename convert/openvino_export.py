@@ -31,8 +31,9 @@ def export_openvino(onnx_path: str | os.PathLike, out_xml: str | os.PathLike, sp
                     precision: str = "fp32") -> Path:
     """Convert an edgefer ONNX to an IR at ``out_xml`` (+ ``.bin``) carrying ``spec`` at ``precision``.
 
-    ``fp16`` compresses the weights to FP16; ``int8`` expects an ONNX that already holds
-    QuantizeLinear/DequantizeLinear nodes (OpenVINO turns them into FakeQuantize).
+    ``fp16`` compresses the weights to FP16; ``bf16`` keeps float32 weights and says bf16 in the spec, so
+    the runtime asks OpenVINO to compute in bf16 (``INFERENCE_PRECISION_HINT``); ``int8`` expects an ONNX
+    that already holds QuantizeLinear/DequantizeLinear nodes (OpenVINO turns them into FakeQuantize).
     """
     import openvino as ov
 

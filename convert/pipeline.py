@@ -18,7 +18,7 @@ from edgefer.convert.sources import Source, load_source
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.fileio import cache_dir, fsync_dir, fsync_file, make_staging_dir
 from edgefer.runtime.loader import open_backend
-from edgefer.spec import FORMATS, PRECISIONS
+from edgefer.spec import FORMAT_PRECISIONS, FORMATS, PRECISIONS
 
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tensorrt": ".engine"}
 DEFAULT_MAX_BATCH = 256
@@ -83,12 +83,29 @@ def validate(request: ConvertRequest) -> None:
         raise InputError(f"{request.out}: exists and is not a folder")
     if "openvino" in request.formats:
         _require("openvino")
+    if request.precision == "bf16":
+        _check_bf16(request.formats)
     if "tensorrt" in request.formats:
         from edgefer.convert.tensorrt_build import tensorrt_available
 
         reason = tensorrt_available()
         if reason:
             raise BackendUnavailable(f"cannot build TensorRT engines here: {reason}")
+
+
+def _check_bf16(formats: tuple[str, ...]) -> None:
+    """bf16 is an OpenVINO compute precision, and its gate needs a CPU that computes bf16: refuse before
+    any work rather than gate (and write) an artifact that ran in fp32."""
+    from edgefer.sysinfo import bf16_missing_reason, cpu_has_bf16
+
+    others = [f for f in formats if "bf16" not in FORMAT_PRECISIONS[f]]
+    if others:
+        raise BackendUnavailable(f"bf16 is built for openvino only, not {', '.join(others)} (ONNX Runtime has no "
+                                 "bf16 CPU kernels; use fp16 for ONNX and TensorRT)")
+    if not cpu_has_bf16():
+        raise BackendUnavailable(f"cannot build a bf16 artifact here: {bf16_missing_reason()}, so OpenVINO would "
+                                 "run it in fp32 and the bf16 parity gate could not check it; convert on a CPU "
+                                 "with bf16, or load an fp32 artifact there with Recognizer(..., precision='bf16')")
 
 
 def _require(module: str) -> None:

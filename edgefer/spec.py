@@ -31,8 +31,15 @@ LABEL_SYNONYMS: dict[str, str] = {
 #: Artifact formats `edgefer convert` writes, in the order it builds them.
 FORMATS: tuple[str, ...] = ("onnx", "openvino", "tensorrt")
 
-#: Numeric precisions an artifact can be built in (``ModelSpec.precision``).
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: Numeric precisions an artifact can be built in (``ModelSpec.precision``). bf16 is a compute precision:
+#: a bf16 artifact holds float32 weights and asks its runtime to compute in bf16 (OpenVINO only).
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+
+#: The precisions `edgefer convert` builds each format in (bf16: OpenVINO only; ONNX Runtime has no bf16
+#: CPU kernels).
+FORMAT_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "onnx": ("fp32", "fp16", "int8"), "openvino": ("fp32", "fp16", "bf16", "int8"),
+    "tensorrt": ("fp32", "fp16", "int8")}
 
 
 def label_index(name: str) -> int | None:

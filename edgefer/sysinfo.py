@@ -79,6 +79,22 @@ def _onnxruntime() -> BackendInfo:
     return BackendInfo("onnxruntime", True, ort.__version__, list(ort.get_available_providers()))
 
 
+#: CPU flags of native bf16 arithmetic: x86 AVX512_BF16 and AMX-BF16, Arm's BF16 extension (Linux names).
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+#: CPU flags of int8 dot products that accumulate in int32 without saturating (VNNI, AMX, Arm's dot product).
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (else a bf16 request is emulated or refused)."""
+    return bool(cpu_flags() & BF16_FLAGS)
+
+
+def bf16_missing_reason() -> str:
+    """The one line that says why bf16 cannot run natively here."""
+    return (f"this CPU ({cpu_name()}) has no bf16 instructions (AVX512_BF16 or AMX-BF16 on x86, BF16 on Arm)")
+
+
 def _openvino() -> BackendInfo:
     try:
         import openvino as ov

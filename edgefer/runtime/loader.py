@@ -53,17 +53,42 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
+#: Backends that can be asked for a compute precision at load (``precision=``); the others run their
+#: artifact's precision, and a request for another one is refused.
+SETS_PRECISION = {"openvino"}
+
+
 def open_backend(path: str | os.PathLike, backend: str | None = None, *, threads: int | None = None,
-                 device: str | None = None, spec: ModelSpec | None = None, **options: object) -> Backend:
+                 device: str | None = None, spec: ModelSpec | None = None, precision: str | None = None,
+                 **options: object) -> Backend:
     """Load an artifact on the named backend (default: by file type); ``options`` are that backend's own
-    (e.g. ONNX Runtime's ``allow_fallback``)."""
+    (e.g. ONNX Runtime's ``allow_fallback``). ``precision`` asks for a compute precision (fp32, fp16, bf16,
+    int8): BackendUnavailable when the backend or hardware cannot run the artifact in it; an emulated run
+    is allowed only as what it is (ONNX Runtime's "int8-emulated")."""
     path = Path(path)
     name = backend or backend_for(path)
     check_readable(path, name)
     kwargs: dict[str, object] = {"threads": threads, "spec": spec, **options}
     if device:
         kwargs["device"] = device
-    return backend_class(name)(path, **kwargs)
+    if precision is not None:
+        _check_precision_name(precision)
+        if name in SETS_PRECISION:
+            kwargs["precision"] = precision
+    loaded = backend_class(name)(path, **kwargs)
+    if precision is not None and name not in SETS_PRECISION and loaded.precision.split("-")[0] != precision:
+        loaded.close()
+        hint = " (bf16 runs on the openvino backend, which also reads .onnx)" if precision == "bf16" else ""
+        raise BackendUnavailable(f"{path}: {name} runs this model in {loaded.precision} and cannot be asked for "
+                                 f"{precision}{hint}")
+    return loaded
+
+
+def _check_precision_name(precision: str) -> None:
+    from edgefer.spec import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}, expected one of {', '.join(PRECISIONS)}")
 
 
 def check_readable(path: Path, backend: str) -> None:

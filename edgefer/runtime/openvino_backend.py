@@ -4,11 +4,17 @@ The edgefer spec is read from the IR's ``rt_info`` at :data:`RT_INFO_PATH`, or f
 ``metadata_props`` (OpenVINO reads ONNX itself but does not keep those). The inference precision
 is always asked for explicitly: on CPUs with bf16 (AVX512_BF16 / AMX) OpenVINO otherwise runs
 FP32 models in bf16. The precision the compiled model really uses is read back and reported.
+
+bf16 is asked for by a bf16 artifact (``edgefer convert --precision bf16``: float32 weights, spec
+precision bf16) or by ``precision="bf16"`` at load. Where the device has no bf16, a bf16 artifact
+still loads and runs in f32, reported as fp32 (with a warning); an explicit request is refused
+(BackendUnavailable) rather than run in another precision.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from pathlib import Path
@@ -18,6 +24,8 @@ import numpy as np
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import ModelSpec
+
+LOG = logging.getLogger(__name__)
 
 #: Where an IR keeps the edgefer spec (JSON text): ``<rt_info><edgefer><spec value="..."/>``.
 RT_INFO_PATH = ["edgefer", "spec"]
@@ -59,7 +67,10 @@ class OpenVinoBackend(Backend):
     name = "openvino"
 
     def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None, threads: int | None = None,
-                 device: str = "CPU", performance: str = "latency"):
+                 device: str = "CPU", performance: str = "latency", precision: str | None = None):
+        """``precision``: the compute precision to run in ("fp32", "fp16", "bf16"; "int8" for an int8 IR,
+        whose float part follows the device default), refused when the device cannot run it; None: the
+        artifact's own precision, where the device has it."""
         onnx = Path(path).suffix.lower() == ".onnx"
         path, weights = (check_model_file(path, "an ONNX model (.onnx)"), None) if onnx else check_ir_files(path)
         _ov()
@@ -67,11 +78,13 @@ class OpenVinoBackend(Backend):
         model = _read_model(path, weights)
         spec = spec or (_onnx_spec(path) if onnx else _spec_of(model, path))
         _check_io(model, spec, path)
-        config = _compile_config(ov_device, spec.precision, threads, performance)
+        inference = _inference_precision(path, ov_device, spec.precision, precision)
+        config = _compile_config(ov_device, inference, threads, performance)
         try:
             self.compiled = _core().compile_model(model, ov_device, config)
         except RuntimeError as err:
             raise ModelError(f"{path}: OpenVINO cannot compile it for {ov_device} ({error_reason(err)})") from None
+        _check_delivered(self.compiled, path, inference, precision)
         super().__init__(spec, device=device.lower(), precision=runtime_precision(self.compiled, spec.precision),
                          threads=threads)
         self.path = path
@@ -196,8 +209,57 @@ def _ports(ports, wanted: str) -> dict[str, tuple[int | None, ...]]:
     return found
 
 
-def _compile_config(device: str, precision: str, threads: int | None, performance: str) -> dict:
-    """Explicit compile properties: performance hint, thread count, and the inference precision."""
+def _capabilities(device: str) -> list[str]:
+    return list(_core().get_property(device, "OPTIMIZATION_CAPABILITIES"))
+
+
+def _inference_precision(path: Path, device: str, artifact: str, requested: str | None) -> str | None:
+    """The float precision to pin (None: OpenVINO's default, for int8 IRs): the request if the device can,
+    else the artifact's where the device has it, else fp32."""
+    from edgefer.spec import PRECISIONS
+
+    if requested is None:
+        if artifact == "int8":
+            return None
+        native = {"fp16": "FP16", "bf16": "BF16"}.get(artifact)
+        if native and native not in _capabilities(device):
+            if artifact == "bf16":
+                LOG.warning("%s: bf16 model runs in fp32: OpenVINO's %s has no bf16 (%s)", path, device,
+                            _bf16_reason(device))
+            return "fp32"
+        return artifact
+    if requested not in PRECISIONS:
+        raise InputError(f"unknown precision {requested!r}, expected one of {', '.join(PRECISIONS)}")
+    if requested == "int8" or artifact == "int8":
+        if requested != artifact:
+            raise BackendUnavailable(f"{path}: a {artifact} model cannot run in {requested}; convert it with "
+                                     f"'edgefer convert --precision {requested}'")
+        return None
+    native = {"fp16": "FP16", "bf16": "BF16"}.get(requested)
+    if native and native not in _capabilities(device):
+        reason = _bf16_reason(device) if requested == "bf16" else f"OpenVINO's {device} has no native fp16"
+        raise BackendUnavailable(f"{path}: {requested} asked for, but {reason}")
+    return requested
+
+
+def _bf16_reason(device: str) -> str:
+    from edgefer.sysinfo import bf16_missing_reason
+
+    return bf16_missing_reason() if device == "CPU" else f"OpenVINO's {device} has no bf16"
+
+
+def _check_delivered(compiled, path: Path, inference: str | None, requested: str | None) -> None:
+    """An explicit request must be what the compiled model reports, never quietly another precision."""
+    if requested is None or inference is None:
+        return
+    got = _precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    if got != inference:
+        raise BackendUnavailable(f"{path}: {requested} asked for, but OpenVINO compiled it to run in {got}")
+
+
+def _compile_config(device: str, precision: str | None, threads: int | None, performance: str) -> dict:
+    """Explicit compile properties: performance hint, thread count, and the inference precision (None:
+    OpenVINO's default)."""
     import openvino.properties as props
     import openvino.properties.hint as hints
 
@@ -207,20 +269,10 @@ def _compile_config(device: str, precision: str, threads: int | None, performanc
     config: dict = {hints.performance_mode: mode}
     if threads:
         config[props.inference_num_threads] = threads
-    inference = _inference_type(device, precision)
-    if inference is not None:
-        config[hints.inference_precision] = inference
+    if precision is not None:
+        types = {"fp32": _ov().Type.f32, "fp16": _ov().Type.f16, "bf16": _ov().Type.bf16}
+        config[hints.inference_precision] = types[precision]
     return config
-
-
-def _inference_type(device: str, precision: str):
-    """f32 for FP32 artifacts, f16 for FP16 ones where the device has native f16; int8: the default."""
-    ov = _ov()
-    if precision == "int8":
-        return None
-    if precision == "fp16" and "FP16" in _core().get_property(device, "OPTIMIZATION_CAPABILITIES"):
-        return ov.Type.f16
-    return ov.Type.f32
 
 
 def runtime_precision(compiled, artifact_precision: str) -> str:

@@ -64,15 +64,19 @@ class Recognizer:
     (.onnx, .xml, .engine/.plan); the backend follows the file type unless ``backend`` names one.
     ``detector`` is a name (``blazeface``, the default; ``blazeface-full``; ``haar``; ``haar-exact``, the
     paper's setting) or any object with ``detect(frame) -> [(x, y, w, h), ...]``; ``threads`` bounds
-    the detector's threads too. Images over ``max_pixels`` (default ``$EDGEFER_MAX_IMAGE_PIXELS`` or
-    89,478,485) are refused. Thread-safe: one Recognizer may serve many threads.
+    the detector's threads too. ``precision`` asks the backend for a compute precision (e.g. "bf16" on
+    OpenVINO; see :func:`edgefer.runtime.loader.open_backend`); ``backend.precision`` says what really runs.
+    Images over ``max_pixels`` (default ``$EDGEFER_MAX_IMAGE_PIXELS`` or 89,478,485) are refused.
+    Thread-safe: one Recognizer may serve many threads.
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, *, backend: str | None = None,
-                 threads: int | None = None, device: str | None = None, spec: ModelSpec | None = None,
-                 detector: str | Detector | None = None, max_pixels: int | None = None):
+                 threads: int | None = None, device: str | None = None, precision: str | None = None,
+                 spec: ModelSpec | None = None, detector: str | Detector | None = None,
+                 max_pixels: int | None = None):
         self.path = resolve_artifact(model)
-        self.backend: Backend = open_backend(self.path, backend, threads=threads, device=device, spec=spec)
+        self.backend: Backend = open_backend(self.path, backend, threads=threads, device=device, spec=spec,
+                                             precision=precision)
         self.spec = self.backend.spec
         try:
             check_recognizer_spec(self.spec, self.path)

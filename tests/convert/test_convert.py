@@ -217,3 +217,23 @@ def test_model_that_cannot_be_exported(edgefer, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "cannot be exported" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob(".edgefer-convert-*"))
+
+
+def test_bf16_is_an_openvino_precision_gated_on_a_bf16_cpu(edgefer, tmp_path):
+    """bf16 builds an IR that computes in bf16 where the CPU has it; elsewhere, and for other formats, the
+    command refuses with exit 5 and one line before doing any work."""
+    pytest.importorskip("openvino")
+    from edgefer.sysinfo import cpu_has_bf16
+
+    out = tmp_path / "out"
+    result = edgefer("convert", "microexpnet-ck", "--to", "onnx,openvino", "--precision", "bf16", "--out", out)
+    assert result.returncode == 5 and len(result.stderr.strip().splitlines()) == 1
+    assert "bf16 is built for openvino only, not onnx" in result.stderr and not out.exists()
+    if not cpu_has_bf16():
+        result = edgefer("convert", "microexpnet-ck", "--to", "openvino", "--precision", "bf16", "--out", out)
+        assert result.returncode == 5 and "no bf16 instructions" in result.stderr and not out.exists()
+        return
+    [artifact] = convert(ConvertRequest("microexpnet-ck", ("openvino",), "bf16", out), progress=lambda _: None)
+    assert artifact.status == "written" and artifact.runtime_precision == "bf16"
+    assert 0 < artifact.parity.max_abs_diff <= 0.1 and artifact.parity.top1_agreement >= 0.99
+    assert open_backend(artifact.path).spec.precision == "bf16"
