@@ -219,6 +219,7 @@ def test_model_that_cannot_be_exported(edgefer, tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".edgefer-convert-*"))
 
 
+@pytest.mark.slow
 def test_bf16_is_an_openvino_precision_gated_on_a_bf16_cpu(edgefer, tmp_path):
     """bf16 builds an IR that computes in bf16 where the CPU has it; elsewhere, and for other formats, the
     command refuses with exit 5 and one line before doing any work."""
