@@ -29,17 +29,21 @@ class Report:
     latency: Table
     throughput: Table | None
     backends: Table
+    best: Table | None = None  # each backend at its best precision beside fp32 (bench/recommend.py)
 
     @classmethod
     def of(cls, results: Sequence[BenchResult]) -> Report:
+        from edgefer.bench.recommend import best_precision_table
+
         if not results:
             raise InputError("no result files given")
         return cls(list(results), machines_table(results), latency_table(results), throughput_table(results),
-                   backends_table(results))
+                   backends_table(results), best_precision_table(results))
 
     @property
     def tables(self) -> list[Table]:
-        return [t for t in (self.machines, self.latency, self.throughput, self.backends) if t is not None]
+        return [t for t in (self.machines, self.latency, self.throughput, self.best, self.backends)
+                if t is not None]
 
     def markdown(self, plot: str | None = None) -> str:
         parts = ["# edgefer bench", ""]
@@ -129,5 +133,7 @@ def write_report(report: Report, out: Path, plot: bool = True) -> list[Path]:
     written.append(atomic_write_text(out / "latency.csv", render_csv(report.latency)))
     if report.throughput is not None:
         written.append(atomic_write_text(out / "throughput.csv", render_csv(report.throughput)))
+    if report.best is not None:
+        written.append(atomic_write_text(out / "best_precision.csv", render_csv(report.best)))
     written.append(atomic_write_text(out / "records.csv", records_csv(report.results)))
     return written

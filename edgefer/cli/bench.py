@@ -75,12 +75,27 @@ def bench(
         result.write(json_path)
     _warn_if_busy(result.machine)
     report = Report.of([result])
-    for table in (report.latency, report.throughput, report.backends):
+    for table in (report.latency, report.throughput, report.best, report.backends):
         if table is not None:
             typer.echo(render_markdown(table))
+    typer.echo(recommendation_text(result.records))
     typer.echo(f"{len(result.records)} records in {result.wall_seconds:.0f} s"
                + (f"; written to {json_path}" if json_path else ""), err=True)
     _exit_unless_all_valid(result.records, named=backends.strip().lower() != "all")
+
+
+def recommendation_text(records: list) -> str:
+    """The bench's last word: per model, the fastest valid backend x precision for latency and for throughput,
+    and every precision measured slower than fp32 on its backend (why it was not picked)."""
+    from edgefer.bench.recommend import recommend, slower_than_fp32
+
+    picks = recommend(records)
+    lines = ["## Recommendation on this machine", ""]
+    lines += [f"- {pick.line()}" for pick in picks] or ["- nothing measured passed its checks"]
+    slower = slower_than_fp32(records)
+    if slower:
+        lines += ["", "Not picked, measured slower than fp32 on the same backend:"] + [f"- {s}" for s in slower]
+    return "\n".join(lines) + "\n"
 
 
 def _exit_unless_all_valid(records: list, named: bool) -> None:
