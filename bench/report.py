@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefer.bench.authors import AuthorsTiming
 from edgefer.bench.records import BenchResult, read_result
 from edgefer.bench.table import Table, Value, backends_table, latency_table, throughput_table
 from edgefer.errors import InputError
@@ -32,13 +33,14 @@ class Report:
     best: Table | None = None  # each backend at its best precision beside fp32 (bench/recommend.py)
 
     @classmethod
-    def of(cls, results: Sequence[BenchResult]) -> Report:
+    def of(cls, results: Sequence[BenchResult], authors: AuthorsTiming | None = None) -> Report:
+        """``authors``: the authors' graph timed beside bare ONNX Runtime (tools/time_authors_graph.py)."""
         from edgefer.bench.recommend import best_precision_table
 
         if not results:
             raise InputError("no result files given")
-        return cls(list(results), machines_table(results), latency_table(results), throughput_table(results),
-                   backends_table(results), best_precision_table(results))
+        return cls(list(results), machines_table(results), latency_table(results, authors=authors),
+                   throughput_table(results), backends_table(results), best_precision_table(results))
 
     @property
     def tables(self) -> list[Table]:

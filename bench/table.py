@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from edgefer.bench.authors import AuthorsTiming
 from edgefer.bench.paper import (
     AUTHORS_TF_MS,
     PAPER_MACHINES,
@@ -99,7 +100,10 @@ def machine_labels(results: list[BenchResult]) -> list[str]:
     return labels
 
 
-def latency_table(results: Iterable[BenchResult], title: str = "Per-image latency at batch 1") -> Table:
+def latency_table(results: Iterable[BenchResult], title: str = "Per-image latency at batch 1",
+                  authors: AuthorsTiming | None = None) -> Table:
+    """``authors``: the authors' graph timed in one run with bare ONNX Runtime (tools/time_authors_graph.py);
+    without it the authors' column is the constant AUTHORS_TF_MS from another machine, labelled so."""
     sheet = _Sheet.of(results)
     columns = sheet.columns(lambda b: b == 1)
     labels = _labels(columns, sheet)
@@ -107,23 +111,25 @@ def latency_table(results: Iterable[BenchResult], title: str = "Per-image latenc
     accuracy = any(r.accuracy is not None for _, r in sheet.records)  # --data: top-1 beside each speed
     timed = [h for lab in labels for h in ([f"{lab} ms", f"{lab} top-1"] if accuracy else [f"{lab} ms"])]
     headers = ["model", "paper", "params", "paper MB", *[_size_label(k) for k in sizes],
-               *[f"paper {m} ms" for m in PAPER_MACHINES], "authors' TF ms", *timed]
+               *[f"paper {m} ms" for m in PAPER_MACHINES],
+               "authors' TF ms (measured)" if authors else "authors' TF ms (fallback constant)", *timed]
     table = Table(title, headers, numeric=set(range(2, len(headers))))
+    authors_ms = authors.at(1).tf_ms if authors and authors.at(1) else AUTHORS_TF_MS
     for model in sheet.models:
-        table.rows.append(_latency_row(sheet, model, sizes, columns, table.notes, accuracy))
-    table.notes += _authors_note(sheet)
+        table.rows.append(_latency_row(sheet, model, sizes, columns, table.notes, accuracy, authors_ms))
+    table.notes += _authors_note(sheet, authors)
     return table
 
 
 def _latency_row(sheet: _Sheet, model: Record, sizes, columns: list[Column], notes: list[str],
-                 accuracy: bool) -> list[Value]:
+                 accuracy: bool, authors_ms: float = AUTHORS_TF_MS) -> list[Value]:
     row = paper_row(model.model)
     base = row.ms.get(SPEEDUP_BASE) if row else None
     cells = [Value(model.model), Value(row.name if row else "-"), Value(f"{model.params:,}", model.params),
              _number(row.size_mb if row else None, "{:.2f}")]
     cells += [_number(_size_mb(sheet, model.model, key), "{:.3f}") for key in sizes]
     cells += [_number(row.ms.get(m) if row else None, "{:.2f}") for m in PAPER_MACHINES]
-    cells.append(_number(AUTHORS_TF_MS if row and row.model == "p12-xxs" else None, "{:.3f}"))
+    cells.append(_number(authors_ms if row and row.model == "p12-xxs" else None, "{:.3f}"))
     for column in columns:
         record = sheet.find(model.model, column)
         cells.append(_latency_cell(record, base, notes))
@@ -200,17 +206,34 @@ def best_cpu(records: Iterable[Record], model: str = "p12-xxs") -> Record | None
     return min(candidates, key=lambda r: r.per_image_ms, default=None)
 
 
-def _authors_note(sheet: _Sheet) -> list[str]:
+def _authors_note(sheet: _Sheet, authors: AuthorsTiming | None = None) -> list[str]:
+    if authors is not None and authors.at(1) is not None:
+        return _measured_authors_note(sheet, authors)
     notes = []
     for machine in sheet.machines:
         best = best_cpu(r for m, r in sheet.records if m == machine)
         if best is None:
             continue
         where = f"on {machine}, " if len(sheet.machines) > 1 else ""
-        notes.append(f"MicroExpNet: the authors' TensorFlow graph takes {AUTHORS_TF_MS * 1e3:.0f} µs per image "
-                     f"(docs/authors-facts.md: 2-core AMD EPYC, 1 thread); {where}the best CPU backend, {best.backend} "
-                     f"({best.runtime_precision}, 1 thread), takes {best.per_image_ms * 1e3:.1f} µs: "
-                     f"{AUTHORS_TF_MS / best.per_image_ms:.1f}× faster.")
+        notes.append("Fallback: the authors' column is a constant from another machine (time the graph here with "
+                     "tools/time_authors_graph.py and pass the file with --authors). MicroExpNet: the authors' "
+                     f"TensorFlow graph takes {AUTHORS_TF_MS * 1e3:.0f} µs per image (docs/authors-facts.md: 2-core "
+                     f"AMD EPYC, 1 thread); {where}the best CPU backend, {best.backend} ({best.runtime_precision}, "
+                     f"1 thread), takes {best.per_image_ms * 1e3:.1f} µs: {AUTHORS_TF_MS / best.per_image_ms:.1f}× "
+                     "faster.")
+    return notes
+
+
+def _measured_authors_note(sheet: _Sheet, authors: AuthorsTiming) -> list[str]:
+    notes = [f"MicroExpNet: {authors.summary()}."]
+    tf_ms = authors.at(1).tf_ms
+    for machine in sheet.machines:
+        best = best_cpu(r for m, r in sheet.records if m == machine)
+        if best is not None:
+            notes.append(f"On {machine}, the best CPU backend at batch 1, {best.backend} ({best.runtime_precision}, "
+                         f"1 thread), takes {best.per_image_ms * 1e3:.1f} µs: {tf_ms / best.per_image_ms:.1f}× the "
+                         "authors' graph above (the bench and the timing file are separate runs; the timing file's "
+                         "own ratio is the same-run one).")
     return notes
 
 

@@ -1,16 +1,21 @@
-"""Time the authors' TensorFlow MicroExpNet graph at batch 1, one thread, beside a bare ONNX Runtime session.
+"""Time the authors' TensorFlow MicroExpNet graph against a bare ONNX Runtime session, in alternating blocks.
 
-The speed-up figure of `edgefer bench` divides by the authors' graph; this measures that graph on the
-machine at hand so both sides come from one run. Needs tensorflow (not an edgefer dependency) and
-onnxruntime in the same environment:
+The speed-up of edgefer over the authors' graph is only meaningful when both sides are timed on the same
+machine in the same run: this script times them block after block (TF, ORT, TF, ORT, ...) at batch 1 on
+one thread and at batch 256 on ``--throughput-threads`` threads, and writes the medians as JSON for
+``edgefer report --authors FILE``. Needs tensorflow (not an edgefer dependency), onnxruntime and
+opencv in one environment, e.g. a throwaway one:
 
     python -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu onnxruntime opencv-python-headless"<5"
-    /tmp/tfenv/bin/python tools/time_authors_graph.py [--models ../shared/authors-microexpnet/Models]
+    /tmp/tfenv/bin/python tools/time_authors_graph.py --models ../shared/authors-microexpnet/Models --json authors.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -23,58 +28,110 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 ONNX = REPO_ROOT / "edgefer" / "models" / "microexpnet-{key}.onnx"
+SCHEMA = "edgefer.authors-timing/1"
 
 
-def median_us(call, iterations: int, warmup: int) -> float:
-    for _ in range(warmup):
-        call()
-    samples = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return float(np.median(samples) * 1e6)
+def alternating_blocks(contenders: dict, blocks: int, calls: int) -> dict[str, float]:
+    """Median over ``blocks`` of the mean seconds per call, the contenders timed in turn block after block."""
+    for call in contenders.values():
+        for _ in range(max(1, calls // 4)):
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(blocks):
+        for name, call in contenders.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            samples[name].append((time.perf_counter() - start) / calls)
+    return {name: float(np.median(values)) for name, values in samples.items()}
 
 
-def time_tensorflow(models: Path, key: str, crop: np.ndarray, iterations: int, warmup: int) -> float:
+def tensorflow_call(models: Path, key: str, batch: np.ndarray, threads: int):
+    """A zero-argument call running the authors' graph on ``batch`` (N, 84, 84), and the session to close."""
     folder, stem = authors.MODELS[key]
     prefix = models / folder / stem
     graph = tf.Graph()
-    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-    with graph.as_default(), tf.compat.v1.Session(graph=graph, config=config) as sess:
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+    sess = tf.compat.v1.Session(graph=graph, config=config)
+    with graph.as_default():
         tf.compat.v1.train.import_meta_graph(str(prefix.with_suffix(".meta")), clear_devices=True).restore(
             sess, str(prefix))
         logits = authors._find_logits(graph)
         x, keep = authors._find_placeholders(graph, logits)
-        feed = {x: crop.reshape(1, -1) if len(x.shape) == 2 else crop[None, ..., None]}
-        if keep is not None:
-            feed[keep] = 1.0
-        return median_us(lambda: sess.run(logits, feed_dict=feed), iterations, warmup)
+    feed = {x: batch.reshape(len(batch), -1) if len(x.shape) == 2 else batch[..., None]}
+    if keep is not None:
+        feed[keep] = 1.0
+    return (lambda: sess.run(logits, feed_dict=feed)), sess
 
 
-def time_onnxruntime(key: str, crop: np.ndarray, iterations: int, warmup: int) -> float:
+def onnxruntime_call(key: str, batch: np.ndarray, threads: int):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(str(ONNX).format(key=key), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: crop[None, None]}
-    return median_us(lambda: session.run(None, feed), iterations, warmup)
+    feed = {session.get_inputs()[0].name: np.ascontiguousarray(batch[:, None])}
+    return lambda: session.run(None, feed)
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            line = next(line for line in handle if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        return []
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+    return [f for f in line.split(":", 1)[1].split() if f in wanted]
 
 
 def main(argv: list[str] | None = None) -> int:
+    import onnxruntime
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=authors.DEFAULT_MODELS)
-    parser.add_argument("--iterations", type=int, default=3000)
-    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--keys", default="ck", help="ck, oulu or ck,oulu")
+    parser.add_argument("--blocks", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=200, help="calls per block at batch 1 (fewer at batch 256)")
+    parser.add_argument("--batches", default="1,256")
+    parser.add_argument("--throughput-threads", type=int, default=2, help="threads for batches above 1")
+    parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    crop = np.random.default_rng(0).integers(0, 256, (authors.SIDE, authors.SIDE)).astype(np.float32)
-    for key in authors.MODELS:
-        tf_us = time_tensorflow(args.models, key, crop, args.iterations, args.warmup)
-        ort_us = time_onnxruntime(key, crop, args.iterations, args.warmup)
-        print(f"microexpnet-{key}: authors' TensorFlow {tf_us:.1f} us, bare ONNX Runtime {ort_us:.1f} us "
-              f"(median, batch 1, 1 thread): {tf_us / ort_us:.1f}x")
+    rng = np.random.default_rng(0)
+    rows = []
+    for key in args.keys.split(","):
+        for batch_size in (int(b) for b in args.batches.split(",")):
+            threads = 1 if batch_size == 1 else args.throughput_threads
+            batch = rng.integers(0, 256, (batch_size, authors.SIDE, authors.SIDE)).astype(np.float32)
+            tf_call, sess = tensorflow_call(args.models, key, batch, threads)
+            calls = max(2, args.calls // batch_size)
+            medians = alternating_blocks({"tf": tf_call, "ort": onnxruntime_call(key, batch, threads)},
+                                         args.blocks, calls)
+            sess.close()
+            tf_ms, ort_ms = medians["tf"] * 1e3 / batch_size, medians["ort"] * 1e3 / batch_size
+            rows.append({"model": f"microexpnet-{key}", "batch": batch_size, "threads": threads,
+                         "tf_ms_per_image": tf_ms, "ort_ms_per_image": ort_ms, "speedup": tf_ms / ort_ms})
+            print(f"microexpnet-{key} batch {batch_size}, {threads} thread(s): authors' TensorFlow "
+                  f"{tf_ms * 1e3:.1f} us/image, bare ONNX Runtime {ort_ms * 1e3:.1f} us/image: {tf_ms / ort_ms:.1f}x "
+                  f"(medians of {args.blocks} alternating blocks)")
+    if args.json:
+        cpu = authors_cpu()
+        data = {"schema": SCHEMA, "cpu": cpu, "cpu_flags": cpu_flags(), "host": platform.node(),
+                "tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__,
+                "tf_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
+                "method": f"medians of {args.blocks} alternating blocks per contender, one process", "results": rows}
+        args.json.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return 0
+
+
+def authors_cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -87,3 +87,31 @@ def test_best_precision_table_puts_each_backend_beside_fp32(run, tmp_path):
     assert "Each backend at its best precision beside fp32" in (out / "report.md").read_text()
     assert (out / "best_precision.csv").is_file()
     json.loads(run[0].read_text())  # still one schema-1 file
+
+
+# ---------------------------------------------------------------- the authors' graph as a column
+
+AUTHORS = Path(__file__).parent.parent / "fixtures" / "authors_timing.json"  # tools/time_authors_graph.py --json
+
+
+def test_report_takes_the_authors_graph_timed_in_one_run(run, tmp_path):
+    from edgefer.bench.authors import read_authors_timing
+
+    timing = read_authors_timing(AUTHORS)
+    out = tmp_path / "report"
+    result = cli("report", run[0], "--out", out, "--no-plot", "--authors", AUTHORS)
+    assert result.exit_code == 0, result.output
+    markdown = (out / "report.md").read_text()
+    assert "authors' TF ms (measured)" in markdown and "fallback" not in markdown
+    assert f"{timing.at(1).tf_ms:.3f}" in markdown  # the measured figure, not the constant
+    assert f"({timing.at(1).speedup:.1f}×)" in markdown and f"({timing.at(256).speedup:.1f}×)" in markdown
+    plain = cli("report", run[0], "--out", tmp_path / "plain", "--no-plot")
+    assert "authors' TF ms (fallback constant)" in plain.output and "0.392" in plain.output
+
+
+def test_a_broken_authors_file_is_refused_in_one_line(edgefer, run, tmp_path):
+    bad = tmp_path / "authors.json"
+    bad.write_text('{"schema": "something else"}')
+    result = edgefer("report", run[0], "--out", tmp_path / "r", "--no-plot", "--authors", bad)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "not a timing file of tools/time_authors_graph.py" in result.stderr
