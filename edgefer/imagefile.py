@@ -1,47 +1,56 @@
 """Image files and encoded bytes -> 8-bit BGR, refused from the header when too big or not an image.
 
-Only PNG, JPEG, BMP, TIFF and WebP are read. Their headers are parsed here (a few dozen bytes)
-before OpenCV decodes anything, so a decompression bomb is refused without allocating its pixels.
-The pixel cap defaults to Pillow's 89,478,485 (``MAX_IMAGE_PIXELS``); the environment variable
-``EDGEFER_MAX_IMAGE_PIXELS`` or ``Recognizer(max_pixels=...)`` changes it. A JPEG whose data ends
-before its end-of-image marker is refused as truncated (some OpenCV builds decode it half gray).
+Only PNG, JPEG, BMP, TIFF and WebP are read. Their headers are parsed (edgefer.imageheader, the way
+each decoder parses them) before OpenCV decodes anything, so a decompression bomb is refused without
+allocating its pixels. The pixel cap defaults to Pillow's 89,478,485 (``MAX_IMAGE_PIXELS``); the
+environment variable ``EDGEFER_MAX_IMAGE_PIXELS`` or ``Recognizer(max_pixels=...)`` changes it. OpenCV's
+own ``OPENCV_IO_MAX_IMAGE_PIXELS`` is set from the cap when edgefer is imported (OpenCV reads it once,
+when cv2 is loaded): a second wall, should a header ever be read differently by the decoder.
+
+A file is refused before it is read when it is not a regular file (a FIFO, a device, a socket) or is
+larger than ``EDGEFER_MAX_IMAGE_BYTES`` (default 256 MiB); its header is checked from its first 64 KiB
+before the rest is read. An image whose data ends early is refused as truncated, also when it was
+closed with a forged end marker: a JPEG on which libjpeg reports a premature end or corrupt data, or
+whose scan holds fewer restart markers than its MCUs need (OpenCV would decode it half gray); a PNG
+whose IDAT stream inflates to fewer rows than IHDR promises (libpng refuses it; edgefer says why).
 Paths and bytes go through the same decoder, so EXIF orientation is applied to both alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import zlib
-from dataclasses import dataclass
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from edgefer.errors import InputError, one_line
+from edgefer.imageheader import FORMATS, AmbiguousHeader, HeaderError, ImageHeader, parse, png_data_problem, sniff
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "FORMATS", "IMAGE_SUFFIXES", "ImageHeader", "MAX_BYTES_ENV",
+           "MAX_PIXELS_ENV", "check_pixel_count", "decode_image", "max_image_bytes", "max_image_pixels", "opencv",
+           "read_header", "read_image"]
 
 #: Pillow's default ``Image.MAX_IMAGE_PIXELS`` (1024**3 // 4 // 3).
 DEFAULT_MAX_PIXELS = 89_478_485
 MAX_PIXELS_ENV = "EDGEFER_MAX_IMAGE_PIXELS"
-FORMATS = "PNG, JPEG, BMP, TIFF or WebP"
+#: The largest image file read: 256 MiB (an uncompressed 8-bit RGBA BMP at the pixel cap is 358 MB).
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+MAX_BYTES_ENV = "EDGEFER_MAX_IMAGE_BYTES"
+OPENCV_PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
 #: What dataset and calibration folders are searched for: those formats, and PGM/PPM so that such a file
 #: is refused by name (read_image does not take them) rather than skipped without a word.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
-
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_JPEG_SOS, _JPEG_EOI = 0xDA, b"\xff\xd9"
-_JPEG_CUT = "truncated: the data ends before the end-of-image marker"
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    """What an encoded image says about itself before decoding."""
-
-    format: str
-    width: int
-    height: int
-    #: Why the data cannot be a whole image ("truncated: ...", "corrupt: ..."), or None.
-    problem: str | None = None
+#: How much of a file is read before its header is checked.
+HEAD_BYTES = 64 * 1024
+#: libjpeg's warnings that mean pixels were made up (the first is printed; the rest are counted).
+_JPEG_WARNINGS = {"premature end": "truncated", "corrupt jpeg data": "corrupt"}
 
 
 def max_image_pixels(override: int | None = None) -> int:
@@ -62,6 +71,16 @@ def max_image_pixels(override: int | None = None) -> int:
     return cap
 
 
+def max_image_bytes() -> int:
+    """The largest image file read: ``$EDGEFER_MAX_IMAGE_BYTES`` or 256 MiB."""
+    text = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"{MAX_BYTES_ENV} must be a positive whole number of bytes, got {text!r}")
+    return int(text)
+
+
 def check_pixel_count(width: int, height: int, name: str, max_pixels: int | None = None,
                       error: type[InputError] = InputError) -> None:
     """Refuse an image of more than the cap's pixels, naming the size, the cap and how to raise it."""
@@ -77,161 +96,181 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     The bytes are read by Python, so non-ASCII paths work on every platform.
     """
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected an image file")
-    if not path.is_file():
-        raise InputError(f"{path}: no such image file")
-    try:
-        data = path.read_bytes()
+    return decode_image(_read_bounded(path, max_pixels), str(path), max_pixels)
+
+
+def _read_bounded(path: Path, max_pixels: int | None) -> bytes:
+    """The file's bytes: refused unless a regular file under the size limit whose header is under the cap."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused by fstat below
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such image file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, expected an image file") from None
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
-    return decode_image(data, str(path), max_pixels)
+    info = os.fstat(fd)
+    problem = (f"{path}: is a folder, expected an image file" if stat.S_ISDIR(info.st_mode) else
+               f"{path}: not a regular file ({_kind(info.st_mode)}), expected an image file"
+               if not stat.S_ISREG(info.st_mode) else None)
+    if problem:
+        os.close(fd)
+        raise InputError(problem)
+    with os.fdopen(fd, "rb") as handle:
+        size = info.st_size
+        limit = max_image_bytes()
+        if size > limit:
+            raise InputError(f"{path}: {size:,}-byte file exceeds the limit of {limit:,} bytes for an image "
+                             f"(set {MAX_BYTES_ENV} to raise it)")
+        try:
+            head = handle.read(HEAD_BYTES)
+            _check_early(head, str(path), max_pixels)
+            data = head + handle.read(limit + 1 - len(head))
+        except OSError as err:
+            raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if len(data) > limit:  # grew while being read
+        raise InputError(f"{path}: file exceeds the limit of {limit:,} bytes for an image")
+    return data
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _check_early(head: bytes, name: str, max_pixels: int | None) -> None:
+    """The pixel cap from the file's first bytes, when the size is there (a TIFF's may lie further on)."""
+    try:
+        header = parse(head, whole=False)
+    except (HeaderError, AmbiguousHeader):
+        return  # decided on the whole file
+    _check_header_pixels(header, name, max_pixels)
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) -> np.ndarray:
     """Encoded image bytes -> 8-bit BGR, after the header checks; ``name`` labels the errors."""
     if not data:
         raise InputError(f"{name}: empty file, expected an image ({FORMATS})")
+    if len(data) > max_image_bytes():
+        raise InputError(f"{name}: {len(data):,} bytes exceed the limit of {max_image_bytes():,} bytes for an "
+                         f"image (set {MAX_BYTES_ENV} to raise it)")
     header = read_header(data, name)
-    check_pixel_count(header.width, header.height, name, max_pixels)
+    _check_header_pixels(header, name, max_pixels)
     if header.problem:
-        raise InputError(f"{name}: {header.problem.replace(':', f' {header.format}:', 1)}")
+        raise InputError(f"{name}: {_problem(header.problem, header.format)}")
+    return _decode(data, header, name)
+
+
+def _problem(problem: str, format_name: str) -> str:
+    return problem.replace(":", f" {format_name}:", 1)
+
+
+def _check_header_pixels(header: ImageHeader, name: str, max_pixels: int | None) -> None:
+    check_pixel_count(header.width, header.height, name, max_pixels)
+    if header.extra_pixels > max_image_pixels(max_pixels):
+        raise InputError(f"{name}: a {header.format} page or tile of {header.extra_pixels:,} pixels exceeds the "
+                         f"limit of {max_image_pixels(max_pixels):,} pixels (set {MAX_PIXELS_ENV} to raise it)")
+
+
+def _decode(data: bytes, header: ImageHeader, name: str) -> np.ndarray:
     cv2 = opencv()
+    warnings: list[str] = []
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if header.format == "JPEG":
+            with _native_stderr_captured(warnings):
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        else:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as err:
-        raise InputError(f"{name}: cannot decode {header.format} ({one_line(err, last=True)})") from None
+        reason = one_line(err, last=True)
+        if "CV_IO_MAX_IMAGE" in reason:
+            raise InputError(f"{name}: OpenCV's own limit refuses this {header.format} ({OPENCV_PIXELS_ENV}="
+                             f"{os.environ.get(OPENCV_PIXELS_ENV, '?')}, fixed when cv2 was loaded; set "
+                             f"{MAX_PIXELS_ENV} before starting to raise both)") from None
+        raise InputError(f"{name}: cannot decode {header.format} ({reason})") from None
+    for line in warnings:
+        for words, kind in _JPEG_WARNINGS.items():
+            if words in line.lower() and "extraneous bytes" not in line.lower():
+                raise InputError(f"{name}: {kind} JPEG: libjpeg: {line.strip()} (the image would decode with "
+                                 "made-up pixels)")
     if image is None:
+        # libpng refuses an IDAT stream that ends early; say so (the inflate runs only for a refused file)
+        problem = png_data_problem(data) if header.format == "PNG" else None
+        if problem:
+            raise InputError(f"{name}: {_problem(problem, header.format)}")
         raise InputError(f"{name}: corrupt or unsupported {header.format}, OpenCV could not decode it")
     return image
 
 
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_captured(lines: list[str]) -> Iterator[None]:
+    """What C code writes to file descriptor 2 meanwhile (libjpeg prints its warnings there), as ``lines``.
+
+    File descriptors belong to the process, so captures take turns (a lock); anything that is not a
+    libjpeg warning (another thread's output) is written on to the real stderr afterwards.
+    """
+    with _STDERR_LOCK, _sink() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        text = sink.read().decode("utf-8", "replace")
+    ours = [line for line in text.splitlines() if "JPEG" in line]
+    lines.extend(ours)
+    others = "".join(line + "\n" for line in text.splitlines() if line not in ours)
+    if others:
+        sys.stderr.write(others)
+
+
+def _sink():
+    """An anonymous file: in memory where the OS offers one."""
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("edgefer-stderr"), "w+b")
+    return tempfile.TemporaryFile()
+
+
 def read_header(data: bytes, name: str = "<bytes>") -> ImageHeader:
-    """Format and size from the first bytes; InputError for an unknown format or a broken header."""
-    match = next((entry for entry in _PARSERS if entry[1](data)), None)
-    if match is None:
+    """Format and size from the first bytes; InputError for an unknown format, a broken or an ambiguous header."""
+    format_name = sniff(data)
+    if format_name is None:
         raise InputError(f"{name}: not a readable image, expected {FORMATS}")
-    format_name, _, parse = match
     try:
         header = parse(data)
-    except (IndexError, ValueError):
+    except HeaderError:
         header = None
+    except AmbiguousHeader as err:
+        raise InputError(f"{name}: ambiguous {format_name} header, refused: {err}") from None
     if header is None or header.width < 1 or header.height < 1:
         raise InputError(f"{name}: broken or truncated {format_name} header")
     return header
 
 
-def _png(data: bytes) -> ImageHeader | None:
-    if data[12:16] != b"IHDR":
-        return None
-    return ImageHeader("PNG", _u32(data, 16, "big"), _u32(data, 20, "big"), _png_problem(data))
-
-
-def _png_problem(data: bytes) -> str | None:
-    """Walk the chunks to IEND checking each CRC: libpng would print its own complaint to stderr."""
-    pos = 8
-    while pos + 12 <= len(data):
-        length, kind = _u32(data, pos, "big"), data[pos + 4:pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            break
-        if zlib.crc32(data[pos + 4:end - 4]) != _u32(data, end - 4, "big"):
-            return f"corrupt: CRC mismatch in the {kind.decode('latin-1')!r} chunk at byte {pos}"
-        if kind == b"IEND":
-            return None
-        pos = end
-    return "truncated: the data ends before the IEND chunk"
-
-
-def _jpeg(data: bytes) -> ImageHeader | None:
-    """Walk the marker segments to the frame header (size) and the first scan (completeness)."""
-    pos, size = 2, None
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        if marker in _JPEG_SOF:
-            size = (_u16(data, pos + 7, "big"), _u16(data, pos + 5, "big"))
-        if marker == _JPEG_SOS:
-            if size is None:
-                return None
-            # Entropy-coded data never holds FF D9 (FF is stuffed), so an EOI after the scan ends the image.
-            return ImageHeader("JPEG", *size, None if data.rfind(_JPEG_EOI) > pos else _JPEG_CUT)
-        pos += 2 + _u16(data, pos + 2, "big")
-    return ImageHeader("JPEG", *size, _JPEG_CUT) if size else None
-
-
-def _bmp(data: bytes) -> ImageHeader:
-    if _u32(data, 14, "little") == 12:  # OS/2 BITMAPCOREHEADER
-        return ImageHeader("BMP", _u16(data, 18, "little"), _u16(data, 20, "little"))
-    width = int.from_bytes(_slice(data, 18, 4), "little", signed=True)
-    height = int.from_bytes(_slice(data, 22, 4), "little", signed=True)
-    return ImageHeader("BMP", width, abs(height))
-
-
-def _tiff(data: bytes) -> ImageHeader | None:
-    """Width and length tags of the first image directory (the page OpenCV decodes)."""
-    order = "little" if data[:2] == b"II" else "big"
-    ifd = _u32(data, 4, order)
-    found = {}
-    for index in range(_u16(data, ifd, order)):
-        entry = ifd + 2 + 12 * index
-        tag, kind = _u16(data, entry, order), _u16(data, entry + 2, order)
-        if tag in (256, 257):
-            found[tag] = _u16(data, entry + 8, order) if kind == 3 else _u32(data, entry + 8, order)
-    if len(found) != 2:
-        return None
-    return ImageHeader("TIFF", found[256], found[257])
-
-
-def _webp(data: bytes) -> ImageHeader | None:
-    chunk = data[12:16]
-    if chunk == b"VP8 ":
-        return ImageHeader("WebP", _u16(data, 26, "little") & 0x3FFF, _u16(data, 28, "little") & 0x3FFF)
-    if chunk == b"VP8L":
-        bits = _u32(data, 21, "little")
-        return ImageHeader("WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
-    if chunk == b"VP8X":
-        return ImageHeader("WebP", int.from_bytes(_slice(data, 24, 3), "little") + 1,
-                           int.from_bytes(_slice(data, 27, 3), "little") + 1)
-    return None
-
-
-def _slice(data: bytes, offset: int, length: int) -> bytes:
-    part = data[offset:offset + length]
-    if len(part) != length:
-        raise IndexError("header cut short")
-    return part
-
-
-def _u16(data: bytes, offset: int, order: str) -> int:
-    return int.from_bytes(_slice(data, offset, 2), order)
-
-
-def _u32(data: bytes, offset: int, order: str) -> int:
-    return int.from_bytes(_slice(data, offset, 4), order)
-
-
-_PARSERS = (
-    ("PNG", lambda data: data.startswith(b"\x89PNG\r\n\x1a\n"), _png),
-    ("JPEG", lambda data: data.startswith(b"\xff\xd8"), _jpeg),
-    ("BMP", lambda data: data.startswith(b"BM"), _bmp),
-    ("TIFF", lambda data: data.startswith((b"II*\x00", b"MM\x00*")), _tiff),
-    ("WebP", lambda data: data.startswith(b"RIFF") and data[8:12] == b"WEBP", _webp),
-)
-
-
 @functools.cache
 def opencv():
     """cv2, imported on first use, with its decoder warnings silenced."""
+    set_opencv_pixel_limit()
     import cv2
 
     # Decoder warnings ("PNG input buffer is incomplete") would add lines to edgefer's own errors.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     return cv2
+
+
+def set_opencv_pixel_limit() -> None:
+    """Set ``OPENCV_IO_MAX_IMAGE_PIXELS`` from edgefer's cap, unless set already: OpenCV reads it once, when
+    cv2 is loaded, so this runs when edgefer is imported (a cv2 imported earlier keeps its own 2^30)."""
+    if "cv2" in sys.modules or OPENCV_PIXELS_ENV in os.environ:
+        return
+    with contextlib.suppress(InputError):  # a bad EDGEFER_MAX_IMAGE_PIXELS is reported where it is used
+        os.environ[OPENCV_PIXELS_ENV] = str(max_image_pixels())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgefer.detect import Detector, detector_name, make_detector
-from edgefer.errors import ModelError
+from edgefer.errors import InputError, ModelError, QualityError
 from edgefer.imagefile import decode_image, read_image
 from edgefer.preprocess import Box, CropBatch, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 #: What predict accepts: an array frame, a file path, or the bytes of an encoded image file.
 Image = np.ndarray | str | os.PathLike | bytes | bytearray | memoryview
+
+#: classify runs larger batches in chunks of this many crops (8 MB of input each, and the largest batch a
+#: default TensorRT profile takes), so that the runtime's memory stays bounded whatever the batch size.
+CLASSIFY_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -90,11 +94,22 @@ class Recognizer:
         self.max_pixels = max_pixels
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) for ready face crops (84x84 gray, 0..255; one or a batch)."""
+        """Probabilities (N, classes) for ready face crops (84x84 gray, 0..255; one or a batch).
+
+        Memory: the crops (28 KB each as float32; other dtypes are converted, one copy), the result, and
+        the runtime's buffers for at most ``CLASSIFY_CHUNK`` crops: larger batches run in chunks.
+        A model whose output holds NaN or infinity raises QualityError naming the model.
+        """
         pixels = crops_to_batch(crops, self.spec.input_size)
         if len(pixels) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        return softmax(self.backend.run(pixels))
+        chunks = [self.backend.run(pixels[start:start + CLASSIFY_CHUNK])
+                  for start in range(0, len(pixels), CLASSIFY_CHUNK)]
+        logits = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        if not np.isfinite(logits).all():
+            raise QualityError(f"{self.path}: the model output NaN or infinite scores "
+                               f"({self.backend.name}, {self.backend.precision}); the model is broken")
+        return softmax(logits)
 
     def classify_crop(self, image: Image, *, color: str = "bgr") -> Face:
         """One model-ready face crop (a file, bytes or array of any size): made gray and resized to the
@@ -115,12 +130,17 @@ class Recognizer:
         """
         if boxes is None:
             return self.predict_many([image], detect=detect, color=color)[0]
+        if isinstance(boxes, (str, bytes)) or not isinstance(boxes, (Sequence, np.ndarray)):
+            raise InputError(f"boxes must be a list of (x, y, w, h) face boxes, got {type(boxes).__name__}")
         batch = faces_to_batch(self._load(image, color), None, self.spec.input_size, boxes=list(boxes))
         return self._classify_batches([batch])[0]
 
     def predict_many(self, images: Iterable[Image], *, detect: bool = True,
                      color: str = "bgr") -> list[list[Face]]:
         """Like :meth:`predict` for several images; all their faces run as one batch."""
+        if isinstance(images, (str, bytes, os.PathLike, np.ndarray)) or not isinstance(images, Iterable):
+            raise InputError(f"images must be a list of images (arrays, paths or bytes), got {type(images).__name__}; "
+                             "predict takes one")
         return self._classify_batches([self._crops(self._load(image, color), detect) for image in images])
 
     def _crops(self, frame: np.ndarray, detect: bool = True) -> CropBatch:
