@@ -15,6 +15,7 @@ from edgefer.bench.harness import MIN_SAMPLES, TimingPlan
 from edgefer.bench.paper import paper_order, paper_row
 from edgefer.bench.records import Record
 from edgefer.errors import InputError
+from edgefer.limits import check_batch, check_number, check_threads
 
 DEFAULT_MODELS = ("inception-v3", "p12-m", "p12-s", "p12-xs", "microexpnet")
 #: Batch 1 is the paper's per-image latency; 256 measures throughput (not for heavy models by default).
@@ -97,8 +98,13 @@ class BenchRequest:
             raise InputError(f"unknown precision {', '.join(bad) or '(none)'}: expected {', '.join(PRECISIONS)}")
         if not self.models:
             raise InputError("no models given")
-        if any(b < 1 for b in self.batches or ()) or any(t < 1 for t in self.threads) or not self.threads:
-            raise InputError("batch sizes and thread counts must be positive integers")
+        if not self.threads:
+            raise InputError("no thread counts given")
+        for batch in self.batches or ():
+            check_batch(batch, "--batch")
+        for threads in self.threads:
+            check_threads(threads, "--threads")
+        check_number(self.timeout, "--timeout", 1.0, 86_400.0)
         if self.data is not None and not Path(self.data).is_dir():
             raise InputError(f"{self.data}: --data must be a folder with one sub-folder per label")
 

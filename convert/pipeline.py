@@ -17,6 +17,7 @@ from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio,
 from edgefer.convert.sources import Source, load_source
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.fileio import cache_dir, fsync_dir, fsync_file, make_staging_dir
+from edgefer.limits import check_batch
 from edgefer.runtime.loader import open_backend
 from edgefer.spec import FORMAT_PRECISIONS, FORMATS, PRECISIONS
 
@@ -74,6 +75,7 @@ def validate(request: ConvertRequest) -> None:
     parse_formats(",".join(request.formats))
     if request.calib is not None and not Path(request.calib).is_dir():
         raise InputError(f"{request.calib}: calibration folder not found, expected a folder of face images")
+    check_batch(request.max_batch, "max_batch")
     if request.batch is not None and not 1 <= request.batch <= request.max_batch:
         raise InputError(f"batch {request.batch} out of range 1..{request.max_batch}")
     if request.name is not None and not NAME_PATTERN.fullmatch(request.name):

@@ -107,7 +107,11 @@ def _read_bounded(path: Path, max_pixels: int | None) -> bytes:
         raise InputError(f"{path}: no such image file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, expected an image file") from None
-    except OSError as err:
+    except OSError as err:  # a socket cannot be opened at all
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise InputError(f"{path}: not a regular file ({_kind(mode)}), expected an image file") from None
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
     info = os.fstat(fd)
     problem = (f"{path}: is a folder, expected an image file" if stat.S_ISDIR(info.st_mode) else

@@ -2,7 +2,7 @@
 
 Exit codes (edgefer.errors): 0 success, 1 internal error, 2 bad input or usage (missing/broken files,
 unknown names), 3 refused as unsafe, 4 a quality gate failed (parity, benchmark validity), 5 backend or
-environment unavailable, 130 interrupted.
+environment unavailable, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ import sys
 
 import typer
 
+try:  # typer 0.2x carries its own copy of click, and raises that copy's exceptions
+    from typer import _click as click
+except ImportError:  # older typer: click itself
+    import click
+
+from edgefer import interrupt
 from edgefer.cli.bench import bench
-from edgefer.cli.common import EXIT_INTERRUPTED, fail
+from edgefer.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, fail
 from edgefer.cli.convert import convert
 from edgefer.cli.info import info
 from edgefer.cli.models import models
@@ -22,6 +28,7 @@ from edgefer.cli.report import report
 from edgefer.cli.study import study_app
 from edgefer.cli.train import train_app
 from edgefer.errors import EdgeferError
+from edgefer.interrupt import raise_on_sigterm
 
 
 def _without_type_tags() -> None:
@@ -45,23 +52,40 @@ app.add_typer(train_app, name="train")
 app.add_typer(study_app, name="study")
 
 
-def main() -> None:
-    """Entry point: edgefer's errors become one line and exit code 2; EDGEFER_DEBUG=1 shows tracebacks.
+#: click >= 8.2 raises this for a bare group (its help printed already); older click exits by itself.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
-    Typer handles its own usage errors (exit 2) and typer.Exit; everything else arrives here.
+
+def main() -> None:
+    """Entry point: every error is one line on stderr with its exit code; EDGEFER_DEBUG=1 shows tracebacks.
+
+    Typer runs with ``standalone_mode=False`` so that its usage errors (unknown option, bad value) reach
+    here and become one line too, not its boxed panel. SIGTERM unwinds like Ctrl-C and exits 143.
     """
     debug = bool(os.environ.get("EDGEFER_DEBUG"))
+    raise_on_sigterm()
     try:
-        app()
+        code = app(standalone_mode=False)
+    except _NO_ARGS_IS_HELP:
+        code = EXIT_BAD_INPUT  # the help is printed already
+    except click.exceptions.UsageError as err:
+        where = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+        code = fail(err.format_message() + where, err.exit_code).exit_code
+    except click.exceptions.ClickException as err:
+        code = fail(err.format_message(), err.exit_code).exit_code
+    except typer.Abort:
+        code = interrupt.exit_code()
     except EdgeferError as err:
         if debug:
             raise
-        sys.exit(fail(str(err), err.exit_code).exit_code)
+        code = fail(str(err), err.exit_code).exit_code
     except KeyboardInterrupt:
-        typer.echo("edgefer: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        code = interrupt.exit_code()
     except Exception as err:  # noqa: BLE001 - a bug: still one line, the traceback on request
         if debug:
             raise
-        sys.exit(fail(f"internal error: {type(err).__name__}: {err} (EDGEFER_DEBUG=1 shows the traceback)",
-                      1).exit_code)
+        code = fail(f"internal error: {type(err).__name__}: {err} (EDGEFER_DEBUG=1 shows the traceback)", 1).exit_code
+    if interrupt.terminated() or code == EXIT_INTERRUPTED:
+        typer.echo("edgefer: interrupted" + (" (SIGTERM)" if interrupt.terminated() else ""), err=True)
+        code = interrupt.exit_code()
+    sys.exit(code if isinstance(code, int) else 0)

@@ -9,6 +9,7 @@ import typer
 
 from edgefer.cli.common import ints, names
 from edgefer.errors import InputError
+from edgefer.limits import check_options
 
 
 def bench(
@@ -58,6 +59,7 @@ def bench(
     from edgefer.bench.report import Report, render_markdown
     from edgefer.bench.run import run_bench
 
+    check_options({"duration": duration, "max_seconds": max_seconds, "timeout": timeout, "min_iters": min_iters})
     cap = max_seconds if max_seconds is not None else max(20.0, 10 * duration)
     if cap < duration:
         raise InputError(f"--max-seconds {cap:g} is below --duration {duration:g}")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import typer
 
 from edgefer.errors import BackendUnavailable, InputError
+from edgefer.textsafe import printable
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -43,7 +44,7 @@ def native_stderr_silenced() -> Iterator[None]:
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
-    typer.echo(f"edgefer: error: {' '.join(message.split())}", err=True)
+    typer.echo(f"edgefer: error: {printable(' '.join(message.split()))}", err=True)
     return typer.Exit(code)
 
 

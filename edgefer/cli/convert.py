@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from edgefer.cli.common import fail, needs_extra
 from edgefer.errors import InputError, QualityError
+from edgefer.textsafe import json_text
 
 
 def convert(
@@ -35,7 +35,7 @@ def convert(
                              calib=calib, batch=_parse_batch(batch), max_batch=max_batch, name=name)
     artifacts = run_convert(request, progress=lambda line: typer.echo(line, err=True))
     if as_json:
-        typer.echo(json.dumps([a.to_dict() for a in artifacts], indent=2))
+        typer.echo(json_text([a.to_dict() for a in artifacts], indent=2))
     else:
         _print_artifacts(artifacts)
     failed = [a for a in artifacts if a.status != "written"]

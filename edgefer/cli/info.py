@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
+
+from edgefer.textsafe import json_text
 
 
 def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
@@ -14,7 +15,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
 
     system = detect()
     if as_json:
-        typer.echo(json.dumps(system.to_dict(), indent=2))
+        typer.echo(json_text(system.to_dict(), indent=2))
         return
     typer.echo(f"edgefer {system.libraries['edgefer']}  python {system.python}  {system.platform}")
     typer.echo(f"cpu: {system.cpu} ({system.cores} cores)")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
+
+from edgefer.textsafe import json_text
 
 
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
@@ -14,7 +15,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
     entries = list_models()
     if as_json:
-        typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        typer.echo(json_text([e.to_dict() for e in entries], indent=2))
         return
     names = [e.name + (f" ({', '.join(e.aliases)})" if e.aliases else "") for e in entries]
     width = max(map(len, names)) + 2

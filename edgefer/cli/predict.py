@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from edgefer.cli.common import EXIT_BAD_INPUT, native_stderr_silenced
 from edgefer.errors import InputError, ModelError
+from edgefer.textsafe import json_text, printable
 
 #: What ``--json`` and the table call the ways of taking faces without a detector.
 NOT_DETECTED = {"no-detect": "none (whole image as the face box)", "crop": "none (ready crops, resized only)"}
@@ -78,7 +78,7 @@ def predict(
             faces = _faces(recognizer, image, mode)
         except (InputError, ModelError) as err:
             failed += 1
-            message = " ".join(str(err).split())
+            message = printable(" ".join(str(err).split()))
             typer.echo(f"edgefer: error: {message}", err=True)
             results.append({"image": str(image), **about, "error": message})
             continue
@@ -114,7 +114,7 @@ def _check_combination(images: list, videos: list, camera: int | None, no_detect
 
 def json_array(items: list[dict]) -> str:
     """A JSON array with one item per line: valid JSON, and still readable line by line."""
-    return "[" + ",\n ".join(json.dumps(item) for item in items) + "]"
+    return "[" + ",\n ".join(json_text(item) for item in items) + "]"
 
 
 def _faces(recognizer, image: Path, mode: str) -> list:
@@ -128,11 +128,13 @@ def _faces(recognizer, image: Path, mode: str) -> list:
 
 
 def _print_faces(image: str, faces: list, mode: str) -> None:
+    """One line per face; the file name and the labels (from the model's files) printable (textsafe)."""
+    image = printable(image)
     if not faces:
         typer.echo(f"{image}: no face found")
     for index, face in enumerate(faces):
         whole = "ready crop" if mode == "crop" else "whole image"
         box = whole if face.box is None else "x={} y={} w={} h={}".format(*face.box)
         top = sorted(face.scores.items(), key=lambda kv: -kv[1])[:3]
-        scores = "  ".join(f"{label} {p:.3f}" for label, p in top)
-        typer.echo(f"{image}  face {index}  [{box}]  {face.label:<9} {scores}")
+        scores = "  ".join(f"{printable(label)} {p:.3f}" for label, p in top)
+        typer.echo(f"{image}  face {index}  [{box}]  {printable(face.label):<9} {scores}")

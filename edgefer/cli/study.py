@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from edgefer.cli.common import EXIT_INTERRUPTED, numbers
+from edgefer.limits import check_options
 
 study_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                         help="The paper's studies: pooling table, temperature analysis, teacher supervision.")
@@ -103,12 +104,14 @@ def supervision(
 def _settings(study: str, **options):
     from edgefer.train.studies.grid import StudySettings
 
+    check_options(options)
     fields = StudySettings.__dataclass_fields__
     values = {k: v for k, v in options.items() if k in fields}
     values.update(study=study, dataset=options["dataset"].lower(), split=options["split"].lower(),
                   detect=not options["no_detect"], variants=_names(options["variants"]), sizes=_names(options["sizes"]))
     if "temperatures" in options:
         values["temperatures"] = numbers(options["temperatures"], "--temperatures")
+        check_options({"temperatures": values["temperatures"]})
     for key in ("data", "cache", "teacher_logits_dir", "imagenet"):
         if values.get(key) is not None:
             values[key] = os.fspath(Path(values[key]).expanduser().resolve())

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from edgefer.cli.common import EXIT_INTERRUPTED, needs_extra
+from edgefer.limits import check_options
 
 train_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                         help="Train the teacher and the students (knowledge distillation) on CK+, "
@@ -69,6 +70,7 @@ def student(
     illumination: Illumination = "Strong", checkpoint_minutes: CheckpointMinutes = 5.0,
 ) -> None:
     """Train a student: cross-entropy, or knowledge distillation with --teacher-logits."""
+    check_options(locals())
     with needs_extra("train", "edgefer train"):
         from edgefer.train.fit.student import StudentRun, train_student
 
@@ -94,6 +96,7 @@ def teacher(
     illumination: Illumination = "Strong", checkpoint_minutes: CheckpointMinutes = 5.0,
 ) -> None:
     """Train the Inception v3 teacher on a fold and save its logits for the students."""
+    check_options(locals())
     with needs_extra("train", "edgefer train"):
         from edgefer.train.fit.teacher import TeacherRun, train_teacher
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from edgefer.errors import BackendUnavailable, InputError, ModelError
+from edgefer.limits import check_threads
 from edgefer.runtime.base import Backend
 from edgefer.spec import ModelSpec
 
@@ -66,6 +67,7 @@ def open_backend(path: str | os.PathLike, backend: str | None = None, *, threads
     int8): BackendUnavailable when the backend or hardware cannot run the artifact in it; an emulated run
     is allowed only as what it is (ONNX Runtime's "int8-emulated")."""
     path = Path(path)
+    check_threads(threads)
     name = backend or backend_for(path)
     check_readable(path, name)
     kwargs: dict[str, object] = {"threads": threads, "spec": spec, **options}

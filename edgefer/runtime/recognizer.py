@@ -13,6 +13,7 @@ import numpy as np
 from edgefer.detect import Detector, detector_name, make_detector
 from edgefer.errors import InputError, ModelError, QualityError
 from edgefer.imagefile import decode_image, read_image
+from edgefer.limits import check_threads
 from edgefer.preprocess import Box, CropBatch, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
 from edgefer.runtime.loader import open_backend
@@ -78,6 +79,7 @@ class Recognizer:
                  threads: int | None = None, device: str | None = None, precision: str | None = None,
                  spec: ModelSpec | None = None, detector: str | Detector | None = None,
                  max_pixels: int | None = None):
+        check_threads(threads)
         self.path = resolve_artifact(model)
         self.backend: Backend = open_backend(self.path, backend, threads=threads, device=device, spec=spec,
                                              precision=precision)
