@@ -105,9 +105,11 @@ class Recognizer:
         pixels = crops_to_batch(crops, self.spec.input_size)
         if len(pixels) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        chunks = [self.backend.run(pixels[start:start + CLASSIFY_CHUNK])
-                  for start in range(0, len(pixels), CLASSIFY_CHUNK)]
-        logits = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        if len(pixels) <= CLASSIFY_CHUNK:
+            logits = self.backend.run(pixels)
+        else:
+            logits = np.concatenate([self.backend.run(pixels[start:start + CLASSIFY_CHUNK])
+                                     for start in range(0, len(pixels), CLASSIFY_CHUNK)])
         if not np.isfinite(logits).all():
             raise QualityError(f"{self.path}: the model output NaN or infinite scores "
                                f"({self.backend.name}, {self.backend.precision}); the model is broken")

@@ -25,11 +25,6 @@ from edgefer.errors import InputError
 from edgefer.imagefile import MAX_BYTES_ENV, OPENCV_PIXELS_ENV, decode_image, read_header, read_image
 
 
-def edgefer(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=120)
-
-
 def encode(image: np.ndarray, ext: str, *params: int) -> bytes:
     ok, data = cv2.imencode(ext, image, list(params))
     assert ok
@@ -167,6 +162,7 @@ def test_webp_without_its_frame_signature_is_refused(astronaut_bgr):
         decode_image(bytes(webp))
 
 
+@pytest.mark.slow
 def test_opencv_limit_is_set_from_the_cap_before_cv2_loads(tmp_path):
     """The second wall: OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS once, when cv2 loads; edgefer sets it from
     its cap on import, and a decoder that finds more pixels than the header said is refused by OpenCV."""
@@ -216,7 +212,8 @@ def test_png_cut_short_with_a_forged_iend_is_refused(png_parts):
         decode_image(png_of([ihdr, (b"IDAT", idat[:len(idat) // 2]), (b"IEND", b"")]))
 
 
-def test_forged_jpeg_on_the_cli_is_exit_2_one_line_without_libjpeg_noise(tmp_path, astronaut_bgr):
+@pytest.mark.slow
+def test_forged_jpeg_on_the_cli_is_exit_2_one_line_without_libjpeg_noise(tmp_path, astronaut_bgr, edgefer):
     jpeg = encode(astronaut_bgr, ".jpg")
     path = tmp_path / "cut.jpg"
     path.write_bytes(jpeg[:len(jpeg) // 2] + b"\xff\xd9")
@@ -238,7 +235,8 @@ def test_jpeg_warnings_of_other_threads_output_are_passed_on(astronaut_bgr, capf
 
 # --- files checked before they are read --------------------------------------------------------------
 
-def test_fifo_device_and_socket_are_not_regular_files(tmp_path):
+@pytest.mark.slow
+def test_fifo_device_and_socket_are_not_regular_files(tmp_path, edgefer):
     fifo = tmp_path / "camera.png"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
     with pytest.raises(InputError, match=r"camera.png: not a regular file \(a FIFO\)"):
@@ -273,6 +271,7 @@ def test_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, astrona
         read_image(astronaut_path)
 
 
+@pytest.mark.slow
 def test_the_header_is_checked_before_the_rest_is_read(tmp_path):
     """A 200 MB file whose first bytes say 30000x30000 is refused after reading 64 KiB, not 200 MB."""
     path = tmp_path / "bomb.png"

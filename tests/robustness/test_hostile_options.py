@@ -25,11 +25,6 @@ from edgefer.textsafe import csv_cell, json_text, markdown_cell, plot_label, pri
 from edgefer.zoo import resolve_artifact
 
 
-def edgefer(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
-
-
 def one_line_exit(out: subprocess.CompletedProcess, code: int, *words: str) -> None:
     assert out.returncode == code, (out.returncode, out.stderr)
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("edgefer: error: "), out.stderr
@@ -98,7 +93,8 @@ def test_usage_errors_are_one_line_and_exit_2_on_every_command(tmp_path, args, w
     one_line_exit(out, 2, *words)
 
 
-def test_a_bare_group_prints_its_help_and_exits_2():
+@pytest.mark.slow
+def test_a_bare_group_prints_its_help_and_exits_2(edgefer):
     out = edgefer("train")
     assert out.returncode == 2 and "student" in out.stdout and out.stderr == ""
 
@@ -164,7 +160,7 @@ def test_nan_output_is_a_quality_error_naming_the_model(nan_model, astronaut_pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--json"]])
-def test_nan_output_on_the_cli_is_exit_4_and_never_bare_nan(nan_model, astronaut_path, extra):
+def test_nan_output_on_the_cli_is_exit_4_and_never_bare_nan(nan_model, astronaut_path, extra, edgefer):
     out = edgefer("predict", "--model", nan_model, astronaut_path, *extra)
     one_line_exit(out, 4, "nan.onnx")
     assert "NaN" not in out.stdout
@@ -190,13 +186,13 @@ def test_printable_leaves_no_control_character():
 def test_predict_prints_labels_and_file_names_on_one_line(capsys):
     from edgefer.cli.predict import _print_faces
 
-    _print_faces(HOSTILE + ".png", [Face(None, HOSTILE, {HOSTILE: 0.9, "sad": 0.1})])
+    _print_faces(HOSTILE + ".png", [Face(None, HOSTILE, {HOSTILE: 0.9, "sad": 0.1})], "detect")
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "\x1b" not in out and "\u202e" not in out
 
 
 @pytest.mark.slow
-def test_file_names_reach_errors_escaped(tmp_path):
+def test_file_names_reach_errors_escaped(tmp_path, edgefer):
     path = tmp_path / "a\x1b[31mred\nfile.png"
     path.write_bytes(b"not an image")
     out = edgefer("predict", path)
