@@ -91,13 +91,20 @@ class BenchRequest:
     data: Path | None = None
     machine_name: str | None = None
     allow_fallback: bool = False  # an ONNX Runtime GPU backend without its provider runs on CPU, labelled so
+    frames: tuple[tuple[int, int], ...] = ()  # whole-frame cells (width, height); none by default
+    detectors: tuple[str, ...] = ("blazeface",)
 
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad or not self.precisions:
             raise InputError(f"unknown precision {', '.join(bad) or '(none)'}: expected {', '.join(PRECISIONS)}")
-        if not self.models:
+        if not self.models and not self.frames:
             raise InputError("no models given")
+        from edgefer.detect import DETECTORS
+
+        unknown = [d for d in self.detectors if d not in DETECTORS]
+        if unknown or not self.detectors:
+            raise InputError(f"--detectors {', '.join(unknown) or '(none)'}: expected some of {', '.join(DETECTORS)}")
         if not self.threads:
             raise InputError("no thread counts given")
         for batch in self.batches or ():
@@ -124,7 +131,8 @@ class BenchRequest:
         return {"models": list(self.models), "backends": self.backends, "precisions": list(self.precisions),
                 "batches": list(self.batches) if self.batches else None, "threads": list(self.threads),
                 "plan": asdict(self.plan), "heavy_plan": asdict(heavy_plan(self.plan)),
-                "timeout": self.timeout, "data": str(self.data) if self.data else None}
+                "timeout": self.timeout, "data": str(self.data) if self.data else None,
+                "frames": [f"{w}x{h}" for w, h in self.frames], "detectors": list(self.detectors)}
 
 
 def resolve_models(names: tuple[str, ...]) -> list[ModelInfo]:

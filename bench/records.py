@@ -70,6 +70,13 @@ class Record:
     accuracy: float | None = None
     accuracy_samples: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    # Whole-frame cells (bench --frames): one call = one frame through detection, crop and classification.
+    frame: str = ""  # "640x480"; "" for a model cell
+    detector: str = ""
+    stages_ms: dict[str, float] | None = None  # median ms of each stage alone: detect, crop, classify
+    detection_share: float | None = None  # detect / (detect + crop + classify)
+    stream_fps: float | None = None  # Recognizer.stream, detection every 5th frame, 30 fps clip
+    stream_ids: int | None = None  # face ids that stream gave (1: tracking held)
 
     @property
     def measured(self) -> bool:
@@ -78,6 +85,11 @@ class Record:
     @property
     def per_image_ms(self) -> float | None:
         return self.timing.median / self.batch if self.timing else None
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second of a whole-frame cell (1000 / median ms)."""
+        return 1e3 / self.timing.median if self.frame and self.timing and self.timing.median > 0 else None
 
     @property
     def throughput_ips(self) -> float | None:
@@ -93,6 +105,8 @@ class Record:
             "max": t.max, "cv": t.cv}
         data["per_image_ms"] = self.per_image_ms
         data["throughput_ips"] = self.throughput_ips
+        if self.frame:
+            data["fps"] = self.fps
         data["run"] = None if t is None else {
             "iterations": t.iterations, "seconds": t.seconds, "warmup_iterations": t.warmup_iterations,
             "warmup_seconds": t.warmup_seconds, "valid": t.valid, "invalid_reason": t.invalid_reason}

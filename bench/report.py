@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edgefer.bench.authors import AuthorsTiming
 from edgefer.bench.records import BenchResult, read_result
-from edgefer.bench.table import Table, Value, backends_table, latency_table, throughput_table
+from edgefer.bench.table import Table, Value, backends_table, frames_table, latency_table, throughput_table
 from edgefer.errors import InputError
 from edgefer.fileio import atomic_write_text, csv_cell
 
@@ -20,7 +20,8 @@ RECORD_COLUMNS = ("machine", "model", "backend", "device", "precision", "runtime
                   "status", "params", "format", "size_mb", "per_image_ms", "throughput_ips", "median_ms", "p90_ms",
                   "p99_ms", "mean_ms", "std_ms", "iterations", "seconds", "load_seconds", "compile_seconds",
                   "first_call_ms", "peak_rss_mb", "h2d_ms", "compute_ms", "d2h_ms", "parity_max_abs_diff",
-                  "parity_top1", "accuracy", "accuracy_samples", "reason")
+                  "parity_top1", "accuracy", "accuracy_samples", "frame", "detector", "fps", "detect_ms", "crop_ms",
+                  "classify_ms", "detection_share", "stream_fps", "stream_ids", "reason")
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Report:
     throughput: Table | None
     backends: Table
     best: Table | None = None  # each backend at its best precision beside fp32 (bench/recommend.py)
+    frames: Table | None = None
 
     @classmethod
     def of(cls, results: Sequence[BenchResult], authors: AuthorsTiming | None = None) -> Report:
@@ -40,11 +42,13 @@ class Report:
         if not results:
             raise InputError("no result files given")
         return cls(list(results), machines_table(results), latency_table(results, authors=authors),
-                   throughput_table(results), backends_table(results), best_precision_table(results))
+                   throughput_table(results), backends_table(results), best_precision_table(results),
+                   frames_table(results))
 
     @property
     def tables(self) -> list[Table]:
-        return [t for t in (self.machines, self.latency, self.throughput, self.best, self.backends)
+        latency = self.latency if self.latency.rows else None  # a frames-only run has no model rows
+        return [t for t in (self.machines, latency, self.throughput, self.best, self.frames, self.backends)
                 if t is not None]
 
     def markdown(self, plot: str | None = None) -> str:
@@ -118,7 +122,11 @@ def records_csv(results: Sequence[BenchResult]) -> str:
                 "first_call_ms": r.first_call_ms, "peak_rss_mb": r.peak_rss_mb, "h2d_ms": g and g.h2d_ms,
                 "compute_ms": g and g.compute_ms, "d2h_ms": g and g.d2h_ms,
                 "parity_max_abs_diff": p and p.max_abs_diff, "parity_top1": p and p.top1_agreement,
-                "accuracy": r.accuracy, "accuracy_samples": r.accuracy_samples, "reason": r.reason}.items()})
+                "accuracy": r.accuracy, "accuracy_samples": r.accuracy_samples, "frame": r.frame,
+                "detector": r.detector, "fps": r.fps, **{f"{k}_ms": (r.stages_ms or {}).get(k)
+                                                         for k in ("detect", "crop", "classify")},
+                "detection_share": r.detection_share, "stream_fps": r.stream_fps, "stream_ids": r.stream_ids,
+                "reason": r.reason}.items()})
     return buffer.getvalue()
 
 
@@ -137,5 +145,7 @@ def write_report(report: Report, out: Path, plot: bool = True) -> list[Path]:
         written.append(atomic_write_text(out / "throughput.csv", render_csv(report.throughput)))
     if report.best is not None:
         written.append(atomic_write_text(out / "best_precision.csv", render_csv(report.best)))
+    if report.frames is not None:
+        written.append(atomic_write_text(out / "frames.csv", render_csv(report.frames)))
     written.append(atomic_write_text(out / "records.csv", records_csv(report.results)))
     return written

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edgefer.bench.catalog import Availability, BenchBackend, availability, parse_backends, unsupported_reason
+from edgefer.bench.frames import bench_frames, frame_cells
 from edgefer.bench.jobs import BuildJob, TimeJob
 from edgefer.bench.machine import describe_machine, load_average
 from edgefer.bench.plan import ArtifactInfo, BenchRequest, Cell, ModelInfo, cells_for, resolve_models, with_artifact
@@ -69,10 +70,18 @@ def run_bench(request: BenchRequest, progress: Progress | None = None) -> BenchR
     with _work_folder(request.work) as work:
         data = _prepare_data(request.data, work)
         context = _Context(request, backends, found, work, data, progress)
-        progress.start(len(models) + sum(len(cells_for(request, m, b)) for m in models for b in backends))
+        frames = frame_cells(request.frames, request.detectors, backends, request.threads)
+        progress.start(len(models) + sum(len(cells_for(request, m, b)) for m in models for b in backends)
+                       + len(frames))
         records = [record for model in models for record in _bench_model(model, context)]
+        records += bench_frames(frames, found, request.plan, lambda what: _step(progress, what))
     machine.load_average_end = load_average()
     return BenchResult(machine, records, request.to_dict(), time.perf_counter() - started)
+
+
+def _step(progress: Progress, what: str) -> None:
+    progress.doing(what)
+    progress.advance()
 
 
 @contextlib.contextmanager

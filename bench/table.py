@@ -65,7 +65,7 @@ class _Sheet:
     def of(cls, results: Iterable[BenchResult]) -> _Sheet:
         results = list(results)
         labelled = [(label, r) for label, result in zip(machine_labels(results), results, strict=True)
-                    for r in result.records]
+                    for r in result.records if not r.frame]  # whole-frame cells have their own table
         first = {}
         for _, r in labelled:
             first.setdefault(r.model, r)
@@ -104,6 +104,7 @@ def latency_table(results: Iterable[BenchResult], title: str = "Per-image latenc
                   authors: AuthorsTiming | None = None) -> Table:
     """``authors``: the authors' graph timed in one run with bare ONNX Runtime (tools/time_authors_graph.py);
     without it the authors' column is the constant AUTHORS_TF_MS from another machine, labelled so."""
+    results = list(results)
     sheet = _Sheet.of(results)
     columns = sheet.columns(lambda b: b == 1)
     labels = _labels(columns, sheet)
@@ -113,11 +114,64 @@ def latency_table(results: Iterable[BenchResult], title: str = "Per-image latenc
     headers = ["model", "paper", "params", "paper MB", *[_size_label(k) for k in sizes],
                *[f"paper {m} ms" for m in PAPER_MACHINES],
                "authors' TF ms (measured)" if authors else "authors' TF ms (fallback constant)", *timed]
+    ends = _end_to_end_columns(results)
+    headers += [f"{machine} end-to-end {size} {detector} ms" for machine, size, detector in ends]
     table = Table(title, headers, numeric=set(range(2, len(headers))))
     authors_ms = authors.at(1).tf_ms if authors and authors.at(1) else AUTHORS_TF_MS
     for model in sheet.models:
-        table.rows.append(_latency_row(sheet, model, sizes, columns, table.notes, accuracy, authors_ms))
+        row = _latency_row(sheet, model, sizes, columns, table.notes, accuracy, authors_ms)
+        table.rows.append(row + [_end_to_end_cell(results, model.model, key) for key in ends])
     table.notes += _authors_note(sheet, authors)
+    if ends:
+        table.notes.append("end-to-end: one whole frame with one face through detection, crop and classification "
+                           "(decode excluded), MicroExpNet on ONNX Runtime, 1 thread; frames/s in brackets "
+                           "(the Whole frames table has every cell)")
+    return table
+
+
+def _frame_records(results: Iterable[BenchResult]) -> list[tuple[str, Record]]:
+    results = list(results)
+    return [(label, r) for label, result in zip(machine_labels(results), results, strict=True)
+            for r in result.records if r.frame]
+
+
+def _end_to_end_columns(results: Iterable[BenchResult]) -> list[tuple[str, str, str]]:
+    """(machine, frame, detector) of each measured 1-thread ONNX Runtime whole-frame cell."""
+    return list(dict.fromkeys((m, r.frame, r.detector) for m, r in _frame_records(results)
+                              if r.measured and r.threads == 1 and r.backend == "onnxruntime"))
+
+
+def _end_to_end_cell(results, model: str, key: tuple[str, str, str]) -> Value:
+    """The end-to-end ms (fps) of a frame cell, on MicroExpNet's rows (the model the frame cells run)."""
+    if paper_row(model) is None or paper_row(model).model != "p12-xxs":
+        return Value("-")
+    record = next((r for m, r in _frame_records(results) if (m, r.frame, r.detector) == key
+                   and r.measured and r.threads == 1 and r.backend == "onnxruntime"), None)
+    if record is None:
+        return Value("-")
+    return Value(f"{format_ms(record.timing.median)} ({record.fps:,.0f} fps)", record.timing.median)
+
+
+def frames_table(results: Iterable[BenchResult]) -> Table | None:
+    """Whole frames end to end: one row per machine x frame x detector x backend x threads."""
+    records = _frame_records(results)
+    if not records:
+        return None
+    headers = ["machine", "frame", "detector", "backend", "threads", "fps", "ms/frame", "detect ms", "crop ms",
+               "classify ms", "detection share", "stream fps (detect every 5)", "stream ids"]
+    table = Table("Whole frames, end to end (decode excluded)", headers, numeric=set(range(4, len(headers))))
+    for machine, r in records:
+        if not r.measured:
+            cells = [_status_cell(r, table.notes)] + [Value("-")] * (len(headers) - 6)
+        else:
+            stages = r.stages_ms or {}
+            cells = [Value(f"{r.fps:,.0f}" + _invalid_mark(r, table.notes), r.fps),
+                     Value(format_ms(r.timing.median), r.timing.median)]
+            cells += [_number(stages.get(k), "{:.3f}") for k in ("detect", "crop", "classify")]
+            cells += [_number(r.detection_share, "{:.0%}"),
+                      _number(r.stream_fps, "{:,.0f}"), _number(r.stream_ids, "{:d}")]
+        table.rows.append([Value(machine), Value(r.frame), Value(r.detector), Value(r.backend),
+                           Value(str(r.threads), r.threads), *cells])
     return table
 
 

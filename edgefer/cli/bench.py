@@ -41,6 +41,12 @@ def bench(
                                                    "folder).")] = None,
     machine: Annotated[str | None, typer.Option(help="Name of this machine in reports (default: host name).")]
     = None,
+    frames: Annotated[str | None, typer.Option(metavar="WxH,...", help="Also time whole frames end to end "
+                                               "(detection, crop, classification; decode excluded) at these "
+                                               "sizes, e.g. 640x480,1280x720,1920x1080. Without --models only "
+                                               "frames are timed.")] = None,
+    detectors: Annotated[str, typer.Option(help="Face detectors for --frames, comma-separated: blazeface, "
+                                                "blazeface-full, haar, haar-exact.")] = "blazeface",
     allow_fallback: Annotated[bool, typer.Option("--allow-fallback", help="Let onnxruntime-cuda / onnxruntime-trt "
                                                  "run on CPU when their provider is missing or fails to load; "
                                                  "the records say CPU. Without it that backend is refused.")]
@@ -63,12 +69,17 @@ def bench(
     cap = max_seconds if max_seconds is not None else max(20.0, 10 * duration)
     if cap < duration:
         raise InputError(f"--max-seconds {cap:g} is below --duration {duration:g}")
+    from edgefer.bench.frames import parse_frames
+
+    frame_sizes = parse_frames(frames) if frames is not None else ()
+    default_models = () if frame_sizes else DEFAULT_MODELS
     request = BenchRequest(
-        models=names(models, "--models") if models is not None else DEFAULT_MODELS, backends=backends,
+        models=names(models, "--models") if models is not None else default_models, backends=backends,
         precisions=names(precisions.lower(), "--precisions"),
         batches=ints(batch, "--batch") if batch else None, threads=ints(threads, "--threads"),
         plan=TimingPlan(min_iters=min_iters, min_seconds=duration, max_seconds=cap), timeout=timeout,
-        work=work, data=data, machine_name=machine, allow_fallback=allow_fallback)
+        work=work, data=data, machine_name=machine, allow_fallback=allow_fallback, frames=frame_sizes,
+        detectors=names(detectors.lower(), "--detectors"))
     resolve_models(request.models)  # an unknown name fails here, before the progress bar
     check_backend_names(backends)
     with _RichProgress() as progress:
@@ -77,7 +88,8 @@ def bench(
         result.write(json_path)
     _warn_if_busy(result.machine)
     report = Report.of([result])
-    for table in (report.latency, report.throughput, report.best, report.backends):
+    for table in (report.latency if report.latency.rows else None, report.throughput, report.best, report.frames,
+                  report.backends):
         if table is not None:
             typer.echo(render_markdown(table))
     typer.echo(recommendation_text(result.records))

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgefer.detect import Detector, detector_name, make_detector
 from edgefer.errors import InputError, ModelError, QualityError
-from edgefer.imagefile import decode_image, read_image
+from edgefer.imagefile import decode_image, opencv, read_image
 from edgefer.limits import check_threads
 from edgefer.preprocess import Box, CropBatch, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
 from edgefer.runtime.base import Backend, softmax
@@ -69,8 +69,9 @@ class Recognizer:
     (.onnx, .xml, .engine/.plan); the backend follows the file type unless ``backend`` names one.
     ``detector`` is a name (``blazeface``, the default; ``blazeface-full``; ``haar``; ``haar-exact``, the
     paper's setting) or any object with ``detect(frame) -> [(x, y, w, h), ...]``; ``threads`` bounds
-    the detector's threads too. ``precision`` asks the backend for a compute precision (e.g. "bf16" on
-    OpenVINO; see :func:`edgefer.runtime.loader.open_backend`); ``backend.precision`` says what really runs.
+    the detector's and OpenCV's threads too (OpenCV's count is process-wide). ``precision`` asks the
+    backend for a compute precision (e.g. "bf16" on OpenVINO; see
+    :func:`edgefer.runtime.loader.open_backend`); ``backend.precision`` says what really runs.
     Images over ``max_pixels`` (default ``$EDGEFER_MAX_IMAGE_PIXELS`` or 89,478,485) are refused.
     Thread-safe: one Recognizer may serve many threads.
     """
@@ -90,6 +91,8 @@ class Recognizer:
             self.backend.close()
             raise
         self.labels = self.spec.labels
+        if threads is not None:  # OpenCV's pool (detection, crops) is process-wide: bounded here too
+            opencv().setNumThreads(threads)
         self.detector = make_detector(detector, threads=threads)
         #: The detector's name, as results and bench records report it.
         self.detector_name = detector_name(self.detector)
