@@ -77,7 +77,8 @@ def best_precision_table(results: Iterable[BenchResult]) -> Table | None:
     for label, result in zip(machine_labels(results), results, strict=True):
         groups: dict[tuple[str, str], list[Record]] = {}
         for r in result.records:
-            groups.setdefault((r.model, r.backend), []).append(r)
+            if not r.frame:  # whole-frame cells have their own table
+                groups.setdefault((r.model, r.backend), []).append(r)
         for (model, backend), records in groups.items():
             table.rows.append([Value(label), Value(model), Value(backend), *_pair(records, "latency"),
                                *_pair(records, "throughput"), Value(_best_parity(records))])
@@ -123,7 +124,7 @@ def _best_parity(records: list[Record]) -> str:
 def slower_than_fp32(records: Iterable[Record]) -> list[str]:
     """Lines for measured non-fp32 records slower than fp32 on the same backend, batch and threads: the
     measured reason the recommendation did not pick them."""
-    records = [r for r in records if r.status in ("ok", "invalid") and r.timing is not None]
+    records = [r for r in records if r.status in ("ok", "invalid") and r.timing is not None and not r.frame]
     fp32 = {(r.model, r.backend, r.batch, r.threads): r for r in records if r.precision == "fp32"}
     lines = []
     for r in records:
