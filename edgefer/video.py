@@ -30,8 +30,8 @@ _EXPECTED = "a video OpenCV's FFmpeg can decode (mp4, avi, mkv, mov, webm, ...)"
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """FFmpeg and OpenCV print their own warnings to file descriptor 2 ("moov atom not found");
-    edgefer's one-line error says what went wrong, so those go to /dev/null meanwhile. Ctrl-C waits
-    until stderr is back (else "interrupted" would go to /dev/null)."""
+    edgefer's one-line error says what went wrong, so those go to /dev/null meanwhile. Ctrl-C and
+    SIGTERM wait until stderr is back (else "interrupted" would go to /dev/null)."""
     with _sigint_deferred():
         try:
             sys.stderr.flush()
@@ -50,11 +50,12 @@ def quiet_native_stderr() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """Block SIGINT meanwhile (main thread, POSIX); a Ctrl-C pressed meanwhile arrives right after."""
+    """Block SIGINT and SIGTERM meanwhile (main thread, POSIX); one that arrives meanwhile is delivered
+    right after."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:

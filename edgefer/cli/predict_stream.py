@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 
-from edgefer.cli.common import EXIT_INTERRUPTED
 from edgefer.errors import InputError
 
 
@@ -27,10 +26,10 @@ def predict_streams(recognizer, model: str, videos: list[Path], camera: int | No
         try:
             with video:
                 _one(recognizer, model, video, detect_every, as_json, csv_path, annotate)
-        except KeyboardInterrupt:
-            typer.echo(f"edgefer: interrupted: {video.name} stopped after {video.frames_read} frames; "
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the outputs are closed already; main() says "interrupted"
+            typer.echo(f"edgefer: {video.name} stopped after {video.frames_read} frames; "
                        "the outputs hold every frame done", err=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise
         if video.broken:
             broken.append(video.broken)
     if broken:
