@@ -98,7 +98,8 @@ class OpenVinoBackend(Backend):
         if 0 < len(pixels) <= BOUND_BATCH_MAX and pixels.dtype == np.float32:
             request, bound_pixels = self._local.__dict__.get(len(pixels)) or self._bound(len(pixels))
             np.copyto(bound_pixels, pixels)
-            return request.infer()[0]
+            request.infer(share_outputs=True)  # the result dict holds views; one copy below, none there
+            return request.get_output_tensor(0).data.copy()
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         results = self._request().infer({0: pixels}, share_inputs=True, share_outputs=False)
         return results[0]
