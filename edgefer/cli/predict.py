@@ -24,6 +24,9 @@ def predict(
                                                      "(default: by file type).")] = None,
     device: Annotated[str | None, typer.Option(help="Backend device, e.g. cpu, cuda, GPU.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Inference threads.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Compute precision to ask the backend for: fp32, fp16, "
+                                                       "bf16 (OpenVINO on a CPU with bf16) or int8; exit 5 when "
+                                                       "it cannot run it (default: the model's own).")] = None,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Take each whole image as a detector's face box "
                                                                 "(the authors' crop is applied).")] = False,
     crop: Annotated[bool, typer.Option("--crop", help="Each image is a model-ready face crop (e.g. 84x84 gray): "
@@ -62,7 +65,8 @@ def predict(
     streams = videos or camera is not None
     _check_combination(images, videos, camera, crop or no_detect, csv_path, annotate)
     mode = "crop" if crop else "no-detect" if no_detect else "detect"
-    recognizer = Recognizer(model, backend=backend, threads=threads, device=device, detector=detector)
+    recognizer = Recognizer(model, backend=backend, threads=threads, device=device, detector=detector,
+                            precision=precision.lower() if precision else None)
     if streams:
         from edgefer.cli.predict_stream import predict_streams
 
@@ -70,7 +74,8 @@ def predict(
                         csv_path=csv_path, annotate=annotate)
         return
     finder = NOT_DETECTED.get(mode, recognizer.detector_name)
-    about = {"model": model, "backend": recognizer.backend.name, "detector": finder}
+    about = {"model": model, "backend": recognizer.backend.name, "precision": recognizer.backend.precision,
+             "detector": finder}
     header = f"# model {model} on {recognizer.backend.name} ({recognizer.backend.device}), faces: {finder}"
     results, failed = [], 0
     for image in images:

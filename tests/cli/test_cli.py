@@ -127,3 +127,21 @@ def test_bad_input_is_one_line_and_exit_2(edgefer, tmp_path, astronaut_path, cas
 def test_usage_errors_exit_2(edgefer):
     out = edgefer("predict")
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_predict_precision_reports_what_ran_or_exits_5(edgefer, astronaut_path):
+    """--precision asks the backend for a compute precision; one it cannot run is exit 5 in one line."""
+    from edgefer.sysinfo import cpu_has_bf16
+
+    refused = edgefer("predict", "--precision", "bf16", astronaut_path)  # ONNX Runtime: no bf16
+    assert refused.returncode == 5 and len(refused.stderr.strip().splitlines()) == 1
+    assert "cannot be asked for bf16" in refused.stderr
+    pytest.importorskip("openvino")
+    result = edgefer("predict", "--backend", "openvino", "--precision", "bf16", "--json", astronaut_path)
+    if not cpu_has_bf16():
+        assert result.returncode == 5 and "no bf16 instructions" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    [answer] = json.loads(result.stdout)
+    assert answer["precision"] == "bf16" and answer["backend"] == "openvino" and answer["faces"]
