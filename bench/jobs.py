@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgefer.bench.harness import TimingPlan
@@ -40,7 +40,6 @@ class TimeJob:
     data: str | None = None  # npz: labelled face crops for the accuracy column
     allow_fallback: bool = False  # an ONNX Runtime GPU backend may run on CPU, labelled so
     kind: str = "time"
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def write_job(job: BuildJob | TimeJob, path: str | os.PathLike) -> Path:

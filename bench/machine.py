@@ -9,7 +9,7 @@ import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from edgefer.sysinfo import SystemInfo, cpu_flags, detect
+from edgefer.sysinfo import SystemInfo, cpu_flags
 
 #: CPU features that change which precision a CPU backend picks, or how fast INT8 runs.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd")
@@ -51,10 +51,6 @@ def describe_machine(system: SystemInfo, name: str | None = None) -> Machine:
         load_average=load_average(), gpus=system.gpus, gpu_driver=nvidia_driver(),
         libraries=system.libraries, backends=[asdict(b) for b in system.backends],
         edgefer_version=_edgefer_version(), git_sha=git_sha())
-
-
-def detect_machine(name: str | None = None) -> Machine:
-    return describe_machine(detect(include_torch=True), name)
 
 
 def _memory_gb() -> float | None:

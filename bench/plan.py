@@ -57,7 +57,9 @@ class ArtifactInfo:
 
 
 @dataclass(frozen=True)
-class Cell:
+class BenchCell:
+    """One timing of the plan: a model on a backend at one precision, batch size and thread count."""
+
     model: ModelInfo
     backend: BenchBackend
     precision: str
@@ -148,13 +150,13 @@ def resolve_models(names: tuple[str, ...]) -> list[ModelInfo]:
     return sorted(models.values(), key=lambda m: (paper_order(m.name), -m.params))
 
 
-def cells_for(request: BenchRequest, model: ModelInfo, backend: BenchBackend) -> list[Cell]:
+def cells_for(request: BenchRequest, model: ModelInfo, backend: BenchBackend) -> list[BenchCell]:
     """Every cell of one (model, backend), ordered so each (precision, threads) loads once."""
-    return [Cell(model, backend, precision, batch, threads)
+    return [BenchCell(model, backend, precision, batch, threads)
             for precision in request.precisions
             for threads in request.threads
             for batch in request.batches_for(model)]
 
 
-def with_artifact(cell: Cell, artifact: ArtifactInfo | None) -> Cell:
+def with_artifact(cell: BenchCell, artifact: ArtifactInfo | None) -> BenchCell:
     return replace(cell, artifact=artifact)

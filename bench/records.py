@@ -69,6 +69,7 @@ class Record:
     parity: Parity | None = None
     accuracy: float | None = None
     accuracy_samples: int = 0
+    fallback_refused: bool = False  # unavailable because it would have run on the CPU (FallbackRefused)
     extra: dict[str, str] = field(default_factory=dict)
     # Whole-frame cells (bench --frames): one call = one frame through detection, crop and classification.
     frame: str = ""  # "640x480"; "" for a model cell

@@ -20,7 +20,15 @@ from edgefer.bench.catalog import Availability, BenchBackend, availability, pars
 from edgefer.bench.frames import bench_frames, frame_cells
 from edgefer.bench.jobs import BuildJob, TimeJob
 from edgefer.bench.machine import describe_machine, load_average
-from edgefer.bench.plan import ArtifactInfo, BenchRequest, Cell, ModelInfo, cells_for, resolve_models, with_artifact
+from edgefer.bench.plan import (
+    ArtifactInfo,
+    BenchCell,
+    BenchRequest,
+    ModelInfo,
+    cells_for,
+    resolve_models,
+    with_artifact,
+)
 from edgefer.bench.records import BenchResult, Record
 from edgefer.bench.supervisor import run_worker
 from edgefer.spec import FORMATS, PRECISIONS
@@ -121,13 +129,13 @@ def _bench_model(model: ModelInfo, context: _Context) -> list[Record]:
     return records
 
 
-def _artifact_key(cell: Cell) -> tuple[str, str]:
+def _artifact_key(cell: BenchCell) -> tuple[str, str]:
     """The torch backends run the fp32 weights file in every precision."""
     fmt = cell.backend.format
     return fmt, "fp32" if fmt == "safetensors" else cell.precision
 
 
-def _not_runnable(cell: Cell, found: Availability, artifacts: dict, build_failure: str) -> Record | None:
+def _not_runnable(cell: BenchCell, found: Availability, artifacts: dict, build_failure: str) -> Record | None:
     """The record of a cell that cannot run, or None when it can."""
     if not found.available:
         return cell.record("unavailable", found.reason)
@@ -167,7 +175,7 @@ def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context):
     return artifacts, reference, failure
 
 
-def _time(model: ModelInfo, backend: BenchBackend, cells: list[Cell], reference: str | None,
+def _time(model: ModelInfo, backend: BenchBackend, cells: list[BenchCell], reference: str | None,
           context: _Context) -> list[Record]:
     request = context.request
     plan = request.plan_for(model)

@@ -24,18 +24,20 @@ POLL_SECONDS = 0.1
 
 
 @dataclass
-class Outcome:
+class WorkerOutcome:
+    """What a worker process reported before it ended, and why it did not end cleanly."""
+
     items: list[dict] = field(default_factory=list)
     failure: str = ""  # why the worker did not finish cleanly; "" when it did
 
 
 def run_worker(job: BuildJob | TimeJob, job_path: Path, timeout: float,
-               on_item: Callable[[dict], None] = lambda _: None) -> Outcome:
+               on_item: Callable[[dict], None] = lambda _: None) -> WorkerOutcome:
     """Start ``python -m edgefer.bench.worker`` on ``job`` and collect its JSON lines until it ends."""
     write_job(job, job_path)
     out, log_path = Path(job.out), job_path.with_suffix(".log")
     out.write_bytes(b"")
-    outcome = Outcome()
+    outcome = WorkerOutcome()
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "edgefer.bench.worker", str(job_path)],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

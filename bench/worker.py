@@ -23,7 +23,7 @@ import numpy as np
 
 from edgefer.bench.catalog import BY_NAME
 from edgefer.bench.jobs import TimeJob, read_job
-from edgefer.bench.plan import Cell
+from edgefer.bench.plan import BenchCell
 from edgefer.bench.records import Parity, Record
 from edgefer.errors import one_line
 from edgefer.fileio import file_sha256
@@ -55,15 +55,15 @@ def time_backend(job: TimeJob, emit: Callable[[dict], None]) -> None:
     """Every cell of the job: one runner per (precision, threads), every batch size on it."""
     backend = BY_NAME[job.backend]
     for (precision, threads), group in itertools.groupby(job.cells, key=lambda c: (c[0], c[2])):
-        cells = [Cell(job.model, backend, precision, batch, threads, job.artifacts.get(precision))
+        cells = [BenchCell(job.model, backend, precision, batch, threads, job.artifacts.get(precision))
                  for _, batch, _ in group]
         for record in _time_group(job, cells):
             emit({"record": record.to_dict()})
 
 
-def _time_group(job: TimeJob, cells: list[Cell]):
+def _time_group(job: TimeJob, cells: list[BenchCell]):
     from edgefer.bench.runners import prepare
-    from edgefer.errors import BackendUnavailable
+    from edgefer.errors import BackendUnavailable, FallbackRefused
 
     first = cells[0]
     try:
@@ -72,7 +72,9 @@ def _time_group(job: TimeJob, cells: list[Cell]):
     except Exception as err:  # noqa: BLE001 - a backend that cannot load gives records, not a crash
         status = "unavailable" if isinstance(err, BackendUnavailable) else "failed"
         for cell in cells:
-            yield cell.record(status, f"load failed: {_why(err)}")
+            record = cell.record(status, f"load failed: {_why(err)}")
+            record.fallback_refused = isinstance(err, FallbackRefused)
+            yield record
         return
     try:
         try:
@@ -86,7 +88,7 @@ def _time_group(job: TimeJob, cells: list[Cell]):
         runner.close()
 
 
-def _time_cell(runner, cell: Cell, job: TimeJob, parity: Parity | None, accuracy) -> Record:
+def _time_cell(runner, cell: BenchCell, job: TimeJob, parity: Parity | None, accuracy) -> Record:
     from edgefer.bench.harness import measure
 
     record = cell.record("failed")

@@ -42,6 +42,17 @@ class BackendUnavailable(EdgeferError, RuntimeError):
     exit_code = 5
 
 
+class FallbackRefused(BackendUnavailable):
+    """A GPU backend would run on the CPU instead (its provider is missing or was dropped): refused, since
+    its figures would be the CPU's under the GPU's name (``allow_fallback`` runs it on the CPU, labelled)."""
+
+
+class NothingMeasured(EdgeferError, RuntimeError):
+    """A benchmark ran, but not one of its cells could be measured (the records say why)."""
+
+    exit_code = 1
+
+
 def one_line(err: object, limit: int = 300, *, last: bool = False, typed: bool = False) -> str:
     """A message fit for a one-line error: the first (``last``: the last, where OpenVINO puts the reason after
     its C++ source locations) non-empty line of ``err``, whitespace collapsed, at most ``limit`` characters;

@@ -13,7 +13,6 @@ MODELS_DIR = Path(__file__).parent / "models"
 @dataclass(frozen=True)
 class Pretrained:
     name: str
-    dataset: str
     description: str
 
     @property
@@ -28,8 +27,8 @@ class Pretrained:
 PRETRAINED: dict[str, Pretrained] = {
     p.name: p
     for p in (
-        Pretrained("microexpnet-ck", "CK+", "MicroExpNet trained by the paper's authors on CK+"),
-        Pretrained("microexpnet-oulu", "Oulu-CASIA", "MicroExpNet trained by the paper's authors on Oulu-CASIA"),
+        Pretrained("microexpnet-ck", "MicroExpNet trained by the paper's authors on CK+"),
+        Pretrained("microexpnet-oulu", "MicroExpNet trained by the paper's authors on Oulu-CASIA"),
     )
 }
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgefer.cli.common import ints, names
+from edgefer.cli.common import ProgressBars, fail, ints, names, warn
 from edgefer.errors import InputError
 from edgefer.limits import check_options
 
@@ -64,6 +64,7 @@ def bench(
     from edgefer.bench.plan import DEFAULT_MODELS, BenchRequest, resolve_models
     from edgefer.bench.report import Report, render_markdown
     from edgefer.bench.run import run_bench
+    from edgefer.bench.verdict import bench_failure, busy_warning
 
     check_options({"duration": duration, "max_seconds": max_seconds, "timeout": timeout, "min_iters": min_iters})
     cap = max_seconds if max_seconds is not None else max(20.0, 10 * duration)
@@ -82,11 +83,13 @@ def bench(
         detectors=names(detectors.lower(), "--detectors"))
     resolve_models(request.models)  # an unknown name fails here, before the progress bar
     check_backend_names(backends)
-    with _RichProgress() as progress:
-        result = run_bench(request, progress)
+    with ProgressBars() as bars:
+        result = run_bench(request, bars.bar("detecting backends"))
     if json_path is not None:
         result.write(json_path)
-    _warn_if_busy(result.machine)
+    busy = busy_warning(result.machine)
+    if busy:
+        warn(busy)
     report = Report.of([result])
     for table in (report.latency if report.latency.rows else None, report.throughput, report.best, report.frames,
                   report.backends):
@@ -95,7 +98,9 @@ def bench(
     typer.echo(recommendation_text(result.records))
     typer.echo(f"{len(result.records)} records in {result.wall_seconds:.0f} s"
                + (f"; written to {json_path}" if json_path else ""), err=True)
-    _exit_unless_all_valid(result.records, named=backends.strip().lower() != "all")
+    failure = bench_failure(result, named=backends.strip().lower() != "all")
+    if failure is not None:
+        raise fail(str(failure), failure.exit_code)
 
 
 def recommendation_text(records: list) -> str:
@@ -110,56 +115,3 @@ def recommendation_text(records: list) -> str:
     if slower:
         lines += ["", "Not picked, measured slower than fp32 on the same backend:"] + [f"- {s}" for s in slower]
     return "\n".join(lines) + "\n"
-
-
-def _exit_unless_all_valid(records: list, named: bool) -> None:
-    """Exit 5 for a named backend that did not run, 4 for an invalid cell, 1 when nothing was measured."""
-    from edgefer.errors import BackendUnavailable, QualityError
-
-    refused = [r for r in records if r.status == "unavailable" and (named or "silently run on CPU" in r.reason)]
-    invalid = [r for r in records if r.status == "invalid"]
-    if refused:
-        names = ", ".join(dict.fromkeys(r.backend for r in refused))
-        typer.echo(f"edgefer: error: backend {names} unavailable here: {refused[0].reason}", err=True)
-        raise typer.Exit(BackendUnavailable.exit_code)
-    if invalid:
-        typer.echo(f"edgefer: error: {len(invalid)} of {len(records)} cells INVALID, e.g. {invalid[0].model} "
-                   f"{invalid[0].backend} batch {invalid[0].batch}: {invalid[0].reason}", err=True)
-        raise typer.Exit(QualityError.exit_code)
-    if not any(r.measured for r in records):
-        typer.echo("edgefer: error: no cell could be measured (see the Backends table)", err=True)
-        raise typer.Exit(1)
-
-
-def _warn_if_busy(machine) -> None:
-    """Other work on the machine inflates every figure; say so (the load is in the records too)."""
-    busiest = max(machine.load_average[:1] + machine.load_average_end[:1], default=0.0)
-    if busiest > 0.5 * machine.cores:
-        typer.echo(f"edgefer: warning: the machine was busy (load average up to {busiest:g} on {machine.cores} "
-                   "cores): the timings are likely inflated", err=True)
-
-
-class _RichProgress:
-    """A progress bar on stderr (rich), one step per cell and per build."""
-
-    def __enter__(self) -> _RichProgress:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(TextColumn("{task.description:<48}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=Console(stderr=True))
-        self._bar.__enter__()
-        self._task = self._bar.add_task("detecting backends", total=None)
-        return self
-
-    def start(self, total: int) -> None:
-        self._bar.update(self._task, total=total, description="building artifacts")
-
-    def doing(self, what: str) -> None:
-        self._bar.update(self._task, description=what[:48])
-
-    def advance(self, steps: int = 1) -> None:
-        self._bar.update(self._task, advance=steps)
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)

@@ -1,5 +1,5 @@
-"""What every command shares: the one-line failure, the missing-extra check, native stderr silencing,
-list parsing, the exit code of an interrupt."""
+"""What every command shares: the one-line failure, the missing-extra check, native stderr silencing, the
+rich progress bars, the options of the training commands, list parsing, the exit code of an interrupt."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -46,6 +48,90 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
     typer.echo(f"edgefer: error: {printable(' '.join(message.split()))}", err=True)
     return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr."""
+    typer.echo(f"edgefer: warning: {' '.join(message.split())}", err=True)
+
+
+def interrupted(what: str = "") -> typer.Exit:
+    """Say that Ctrl-C stopped the command (and what it left behind); return the Exit (130) to raise."""
+    typer.echo("edgefer: interrupted" + (f": {what}" if what else ""), err=True)
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
+class ProgressBars:
+    """Progress bars on stderr (rich, imported when they open): description, bar, count, time elapsed and left."""
+
+    def __enter__(self) -> ProgressBars:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), TextColumn("elapsed, left"), TimeRemainingColumn(),
+                                  console=Console(stderr=True))
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def bar(self, description: str, total: int | None = None, completed: int = 0) -> Bar:
+        return Bar(self._progress, self._progress.add_task(description[:44], total=total, completed=completed))
+
+
+class Bar:
+    """One progress bar; ``start``, ``doing`` and ``advance`` are the progress protocol of edgefer.bench."""
+
+    def __init__(self, progress, task) -> None:
+        self._progress, self._task = progress, task
+
+    def start(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+
+    def doing(self, what: str) -> None:
+        self._progress.update(self._task, description=what[:44])
+
+    def advance(self, steps: int = 1) -> None:
+        self._progress.update(self._task, advance=steps)
+
+    def update(self, completed: int, description: str | None = None) -> None:
+        self._progress.update(self._task, completed=completed,
+                              **({"description": description[:44]} if description else {}))
+
+    def reset(self, description: str) -> None:
+        self._progress.reset(self._task, description=description[:44])
+
+    def remove(self) -> None:
+        self._progress.remove_task(self._task)
+
+
+# The options `edgefer train` and `edgefer study` share.
+Data = Annotated[Path, typer.Option("--data", help="Dataset folder.", show_default=False)]
+Dataset = Annotated[str, typer.Option("--dataset", help="Layout: ck, oulu or folder.", show_default=False)]
+SubjectRegex = Annotated[str | None, typer.Option(help="folder layout: regex pulling the subject id out of a file "
+                                                       "name (group 'subject', else group 1).")]
+Split = Annotated[str, typer.Option("--split", help="random or subject (subject-independent).")]
+Folds = Annotated[int, typer.Option(min=2, help="Number of folds.")]
+SplitSeed = Annotated[int, typer.Option(help="Seed of the split (keep it equal for teacher and students).")]
+Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Batch size.")]
+Dropout = Annotated[float, typer.Option(help="Dropout probability (the authors' keep probability 0.5).")]
+Seed = Annotated[int, typer.Option(help="Seed of initialisation, batch order and dropout.")]
+NoDetect = Annotated[bool, typer.Option("--no-detect", help="Images are face crops already: skip Haar detection.")]
+Cache = Annotated[Path | None, typer.Option(help="Crop cache folder (default ~/.cache/edgefer/crops).")]
+Temperature = Annotated[float, typer.Option(help="Distillation temperature T.")]
+Lam = Annotated[float, typer.Option(help="Weight of the teacher's soft targets (lambda).")]
+Imagenet = Annotated[Path | None, typer.Option(help="torchvision inception_v3 ImageNet state dict (.pth or "
+                                                    ".safetensors) the teacher starts from; read with weights_only.")]
 
 
 

@@ -1,21 +1,41 @@
 """`edgefer study pooling|temperature|supervision`: the paper's studies as grids of training runs
 (the Typer sub-app registered in edgefer.cli as ``study``).
 
-Every run is an `edgefer train` process; the study folder is resumable (finished runs are skipped, a
-crashed one goes on from its checkpoint). Runs go in parallel on this machine, or on a Ray cluster
-with --ray ADDRESS (pip install 'edgefer[ray]'; the folder must then be on storage every node sees).
+Every run is a worker process trained from its settings (edgefer.train.studies); the study folder is
+resumable (finished runs are skipped, a crashed one goes on from its checkpoint). Runs go in parallel on
+this machine, or on a Ray cluster with --ray ADDRESS (pip install 'edgefer[ray]'; the folder must then be
+on storage every node sees).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edgefer.cli.common import EXIT_INTERRUPTED, numbers
+from edgefer.cli.common import (
+    BatchSize,
+    Cache,
+    Data,
+    Dataset,
+    Dropout,
+    Folds,
+    Imagenet,
+    Lam,
+    Lr,
+    NoDetect,
+    Seed,
+    Split,
+    SplitSeed,
+    SubjectRegex,
+    Temperature,
+    fail,
+    interrupted,
+    names,
+    numbers,
+)
 from edgefer.limits import check_options
 
 study_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -23,12 +43,8 @@ study_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_excep
 
 EXIT_FAILED = 1
 
-Data = Annotated[Path, typer.Option("--data", help="Dataset folder.", show_default=False)]
-Dataset = Annotated[str, typer.Option("--dataset", help="Layout: ck, oulu or folder.", show_default=False)]
 Out = Annotated[Path, typer.Option("--out", "-o", help="Study folder (resumed if it holds study.json).",
                                    show_default=False)]
-Split = Annotated[str, typer.Option(help="random or subject (subject-independent).")]
-Folds = Annotated[int, typer.Option(min=2, help="Number of folds; every cell is trained on each.")]
 Epochs = Annotated[int, typer.Option(min=1, help="Epochs per run (the paper: 3000).")]
 Sizes = Annotated[str, typer.Option(help="Sizes, comma-separated (default: the paper's four).")]
 Jobs = Annotated[int | None, typer.Option(min=1, help="Runs at once (default: cores // threads per run; "
@@ -38,21 +54,10 @@ Ray = Annotated[str | None, typer.Option(help="Run on an existing Ray cluster at
                                               "ray://head:10001), or 'local' to start one here.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the grid and its estimated cost from a measured "
                                                         "short run; train nothing.")]
-Lr = Annotated[float, typer.Option(help="Adam learning rate.")]
-BatchSize = Annotated[int, typer.Option(min=1, help="Batch size.")]
-Dropout = Annotated[float, typer.Option(help="Dropout probability.")]
-Seed = Annotated[int, typer.Option(help="Seed of every run.")]
-SplitSeed = Annotated[int, typer.Option(help="Seed of the split.")]
-SubjectRegex = Annotated[str | None, typer.Option(help="folder layout: regex pulling the subject id out of a "
-                                                       "file name.")]
-NoDetect = Annotated[bool, typer.Option("--no-detect", help="Images are face crops already: skip Haar detection.")]
-Cache = Annotated[Path | None, typer.Option(help="Crop cache folder (default ~/.cache/edgefer/crops).")]
-Lam = Annotated[float, typer.Option(help="Weight of the teacher's soft targets (lambda).")]
 TeacherEpochs = Annotated[int | None, typer.Option(min=1, help="Epochs of each fold's teacher (default: --epochs).")]
 TeacherInputSize = Annotated[int, typer.Option(min=75, help="Teacher input size: 299, or 139 / 75 (faster).")]
 TeacherLogitsDir = Annotated[Path | None, typer.Option(help="Teachers trained already: DIR/fold-K/"
                                                             "teacher_logits.safetensors (e.g. another STUDY/teacher).")]
-Imagenet = Annotated[Path | None, typer.Option(help="ImageNet inception_v3 state dict the teachers start from.")]
 StudentVariants = Annotated[str, typer.Option(help="Student variants, comma-separated (the paper distils p12).")]
 
 
@@ -88,7 +93,7 @@ def temperature(
 @study_app.command()
 def supervision(
     data: Data, dataset: Dataset, out: Out, epochs: Epochs = 3000, split: Split = "subject", folds: Folds = 10,
-    lam: Lam = 0.5, temperature: Annotated[float, typer.Option(help="Distillation temperature T.")] = 8.0,
+    lam: Lam = 0.5, temperature: Temperature = 8.0,
     variants: StudentVariants = "p12", sizes: Sizes = "m,s,xs,xxs", jobs: Jobs = None,
     threads_per_run: ThreadsPerRun = 1, ray: Ray = None, dry_run: DryRun = False,
     teacher_epochs: TeacherEpochs = None, teacher_input_size: TeacherInputSize = 299,
@@ -108,7 +113,8 @@ def _settings(study: str, **options):
     fields = StudySettings.__dataclass_fields__
     values = {k: v for k, v in options.items() if k in fields}
     values.update(study=study, dataset=options["dataset"].lower(), split=options["split"].lower(),
-                  detect=not options["no_detect"], variants=_names(options["variants"]), sizes=_names(options["sizes"]))
+                  detect=not options["no_detect"], variants=names(options["variants"].lower(), "--variants"),
+                  sizes=names(options["sizes"].lower(), "--sizes"))
     if "temperatures" in options:
         values["temperatures"] = numbers(options["temperatures"], "--temperatures")
         check_options({"temperatures": values["temperatures"]})
@@ -116,10 +122,6 @@ def _settings(study: str, **options):
         if values.get(key) is not None:
             values[key] = os.fspath(Path(values[key]).expanduser().resolve())
     return StudySettings(**values)
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(x.strip().lower() for x in text.split(",") if x.strip())
 
 
 def _study(settings, out: Path, jobs: int | None, threads: int, ray: str | None, dry_run: bool) -> None:
@@ -134,37 +136,27 @@ def _study(settings, out: Path, jobs: int | None, threads: int, ray: str | None,
     from edgefer.train.studies.run import run_study
 
     try:
-        result = run_study(settings, study, jobs if ray else local_jobs, threads, ray, _report(study))
+        result = run_study(settings, study, jobs if ray else local_jobs, threads, ray, _report)
     except KeyboardInterrupt:
-        typer.echo(f"edgefer: interrupted: {study} is resumable; run the same command to go on", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    _print_results(study, result)
+        raise interrupted(f"{study} is resumable; run the same command to go on") from None
+    _print_results(result)
     if result.failed:
         for outcome in result.failed:
             typer.echo(f"failed: {outcome.key}: {outcome.message} (log: {study / outcome.key / 'train.log'})",
                        err=True)
-        typer.echo(f"edgefer: error: {len(result.failed)} of {result.runs} runs failed; run the same command "
-                   "to retry them", err=True)
-        raise typer.Exit(EXIT_FAILED)
+        raise fail(f"{len(result.failed)} of {result.runs} runs failed; run the same command to retry them",
+                   EXIT_FAILED)
 
 
-def _report(study: Path):
-    def report(task, outcome, done: int, total: int) -> None:
-        if outcome.ok:
-            metrics = json.loads((study / task.key / "metrics.json").read_text())
-            status = f"test accuracy {metrics['test_accuracy']:.2%}"
-        else:
-            status = f"FAILED ({outcome.message})"
-        typer.echo(f"[{done}/{total}] {task.key}: {status} ({outcome.seconds:.0f} s)", err=True)
-
-    return report
+def _report(task, outcome, done: int, total: int) -> None:
+    status = f"test accuracy {outcome.test_accuracy:.2%}" if outcome.ok else f"FAILED ({outcome.message})"
+    typer.echo(f"[{done}/{total}] {task.key}: {status} ({outcome.seconds:.0f} s)", err=True)
 
 
-def _print_results(study: Path, result) -> None:
-    results = json.loads((study / "results.json").read_text())
+def _print_results(result) -> None:
     typer.echo(f"{result.runs} runs: {result.skipped} finished before, {len(result.outcomes)} trained now, "
                f"{len(result.failed)} failed")
-    for cell in results["cells"]:
+    for cell in result.cells:
         accuracy = "-" if cell["mean"] is None else f"{cell['mean']:.2%} ± {cell['std']:.2%}"
         typer.echo(f"  {cell['cell']:<16} {accuracy:>18}  ({cell['folds_finished']}/{cell['folds']} folds)")
     typer.echo("written: " + ", ".join(str(p) for p in result.written))

@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from edgefer.errors import BackendUnavailable, ModelError, one_line
+from edgefer.errors import BackendUnavailable, FallbackRefused, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
 from edgefer.sysinfo import cpu_flags
@@ -63,7 +63,7 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None,
                  threads: int | None = None, device: str = "cpu", allow_fallback: bool = False):
         """``allow_fallback``: run on CPU when the ``device``'s provider is missing or fails to load, and
-        say so (``device`` "cpu", ``fallback`` the reason); without it that is BackendUnavailable."""
+        say so (``device`` "cpu", ``fallback`` the reason); without it that is FallbackRefused."""
         path = check_model_file(path, "an ONNX model (.onnx)")
         ort = _ort()
         if device not in PROVIDERS:
@@ -75,7 +75,7 @@ class OnnxRuntimeBackend(Backend):
             self.fallback = (f"onnxruntime {ort.__version__} has no {wanted[0]} here "
                              f"(available: {', '.join(ort.get_available_providers())})")
             if not allow_fallback:
-                raise BackendUnavailable(self.fallback)
+                raise FallbackRefused(self.fallback)
             device, wanted = "cpu", PROVIDERS["cpu"]
         options = ort.SessionOptions()
         if threads:
@@ -135,7 +135,7 @@ class OnnxRuntimeBackend(Backend):
         self.fallback = (f"{path}: onnxruntime did not enable {wanted[0]} (session providers: "
                          f"{', '.join(active) or 'none'}); it would silently run on CPU")
         if not allow_fallback:
-            raise BackendUnavailable(self.fallback)
+            raise FallbackRefused(self.fallback)
         return "cpu"
 
 

@@ -24,9 +24,14 @@ typer = pytest.importorskip("typer")
 from typer.testing import CliRunner  # noqa: E402
 
 from edgefer.bench.harness import TimingPlan, measure, summarize  # noqa: E402
-from edgefer.bench.plan import heavy_plan  # noqa: E402
+from edgefer.bench.jobs import TimeJob  # noqa: E402
+from edgefer.bench.machine import Machine  # noqa: E402
+from edgefer.bench.plan import ArtifactInfo, ModelInfo, heavy_plan  # noqa: E402
+from edgefer.bench.records import BenchResult, Record  # noqa: E402
+from edgefer.bench.verdict import bench_failure, busy_warning  # noqa: E402
+from edgefer.bench.worker import time_backend  # noqa: E402
 from edgefer.cli.bench import bench  # noqa: E402
-from edgefer.errors import BackendUnavailable  # noqa: E402
+from edgefer.errors import BackendUnavailable, FallbackRefused, NothingMeasured, QualityError  # noqa: E402
 from edgefer.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from edgefer.zoo import PRETRAINED  # noqa: E402
 
@@ -161,12 +166,45 @@ def test_backend_and_recognizer_refuse_a_gpu_they_cannot_use():
     from edgefer import Recognizer
 
     path = PRETRAINED["microexpnet-ck"].onnx
-    with pytest.raises(BackendUnavailable, match="no CUDAExecutionProvider") as refused:
+    with pytest.raises(FallbackRefused, match="no CUDAExecutionProvider") as refused:
         Recognizer("microexpnet-ck", device="cuda")
-    assert refused.value.exit_code == 5
+    assert isinstance(refused.value, BackendUnavailable) and refused.value.exit_code == 5
     backend = OnnxRuntimeBackend(path, device="cuda", allow_fallback=True)
     assert backend.device == "cpu" and backend.providers == ["CPUExecutionProvider"]
     assert "CUDAExecutionProvider" in backend.fallback
     pixels = np.zeros((1, 1, 84, 84), np.float32)
     assert np.array_equal(backend.run(pixels), OnnxRuntimeBackend(path).run(pixels))
     assert OnnxRuntimeBackend(path).fallback == ""
+
+
+@pytest.mark.skipif(not NO_CUDA_EP, reason="this onnxruntime has the CUDA provider")
+def test_a_refused_fallback_fails_the_run_even_with_all_backends(invalid_run, tmp_path):
+    """The worker records FallbackRefused as such; the bench's verdict reads that flag, never the reason text."""
+    artifact = ArtifactInfo("onnx", "fp32", str(PRETRAINED["microexpnet-ck"].onnx))
+    job = TimeJob(ModelInfo("microexpnet-ck", "MicroExpNet", 65_000), "onnxruntime-cuda", [("fp32", 1, 1)],
+                  {"fp32": artifact}, TimingPlan(min_iters=1, min_seconds=0.0), str(tmp_path / "out.jsonl"))
+    items = []
+    time_backend(job, items.append)
+    (refused,) = [Record.from_dict(item["record"]) for item in items]
+    assert refused.status == "unavailable" and refused.fallback_refused and refused.timing is None
+    assert "CUDAExecutionProvider" in refused.reason
+    _, data = invalid_run
+    machine, invalid = Machine.from_dict(data["machine"]), Record.from_dict(data["records"][0])
+
+    failure = bench_failure(BenchResult(machine, [invalid, refused]), named=False)
+    assert type(failure) is FallbackRefused and failure.exit_code == 5 and "onnxruntime-cuda" in str(failure)
+    absent = replace(refused, fallback_refused=False)  # a backend merely not here: listed with 'all'
+    failure = bench_failure(BenchResult(machine, [invalid, absent]), named=False)
+    assert type(failure) is QualityError and failure.exit_code == 4 and "1 of 2 cells INVALID" in str(failure)
+    assert type(bench_failure(BenchResult(machine, [absent]), named=True)) is BackendUnavailable
+    nothing = bench_failure(BenchResult(machine, [absent]), named=False)
+    assert type(nothing) is NothingMeasured and nothing.exit_code == 1
+    assert bench_failure(BenchResult(machine, [replace(invalid, status="ok")]), named=False) is None
+
+
+def test_busy_machine_warning():
+    machine = Machine("m", "cpu", cores=2, platform="linux", python="3", load_average=[0.4, 0.3, 0.2],
+                      load_average_end=[1.5, 0.5, 0.3])
+    assert busy_warning(machine) == ("the machine was busy (load average up to 1.5 on 2 cores): the timings are "
+                                     "likely inflated")
+    assert busy_warning(replace(machine, load_average_end=[0.9, 0.5, 0.3])) is None

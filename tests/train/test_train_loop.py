@@ -13,11 +13,12 @@ from synthetic_faces import shared_cache, shared_dataset  # noqa: E402
 
 from edgefer.errors import InputError, ModelError  # noqa: E402
 from edgefer.train.data.datasets import LayoutOptions  # noqa: E402
-from edgefer.train.data.folds import DataOptions  # noqa: E402
+from edgefer.train.data.options import DataOptions  # noqa: E402
 from edgefer.train.fit.checkpoint import load_state  # noqa: E402
 from edgefer.train.fit.loop import Hooks  # noqa: E402
 from edgefer.train.fit.losses import distillation_loss, soft_cross_entropy  # noqa: E402
-from edgefer.train.fit.student import StudentRun, train_student  # noqa: E402
+from edgefer.train.fit.settings import LoopConfig, StudentRun  # noqa: E402
+from edgefer.train.fit.student import train_student  # noqa: E402
 from edgefer.train.models.weights import read_weights  # noqa: E402
 
 EPOCHS = 3
@@ -37,10 +38,13 @@ def test_distillation_loss_is_the_papers_formula():
     assert soft_cross_entropy(p_t, teacher / T) <= soft  # H(p, q) >= H(p, p)
 
 
-def _run(out, epochs=EPOCHS, **changes) -> StudentRun:
-    data = DataOptions(shared_dataset("folder"), "folder", LayoutOptions(subject_regex=r"^(s\d+)_"),
-                       folds=4, fold=1, cache_dir=shared_cache())
-    return StudentRun(data, out, epochs, **{"lr": 1e-3, "model": "p12-s", **changes})
+def _data(fold: int = 1) -> DataOptions:
+    return DataOptions(root=shared_dataset("folder"), dataset="folder", layout=LayoutOptions(subject_regex=r"^(s\d+)_"),
+                       folds=4, fold=fold, cache_dir=shared_cache())
+
+
+def _run(out, epochs=EPOCHS, **loop) -> StudentRun:
+    return StudentRun(data=_data(), out=out, loop=LoopConfig(epochs=epochs, **{"lr": 1e-3, **loop}), model="p12-s")
 
 
 def _weights(run_dir):
@@ -145,9 +149,8 @@ def test_resume_refuses_other_settings_and_broken_checkpoints(uninterrupted, tmp
     with pytest.raises(InputError, match="seed 0 -> 1"):
         train_student(_run(uninterrupted, seed=1))
     with pytest.raises(InputError, match="belongs to a run with other settings") as err:
-        other_split = DataOptions(shared_dataset("folder"), "folder", LayoutOptions(subject_regex=r"^(s\d+)_"),
-                                  folds=4, fold=2, cache_dir=shared_cache())
-        train_student(StudentRun(other_split, uninterrupted, EPOCHS, lr=1e-3, model="p12-s"))
+        train_student(StudentRun(data=_data(fold=2), out=uninterrupted, loop=LoopConfig(epochs=EPOCHS, lr=1e-3),
+                                 model="p12-s"))
     assert err.value.exit_code == 2
     with pytest.raises(InputError, match="already trained 3 epochs"):
         train_student(_run(uninterrupted, epochs=2))

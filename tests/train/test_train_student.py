@@ -14,9 +14,10 @@ from synthetic_faces import shared_cache, shared_dataset  # noqa: E402
 from edgefer.errors import ModelError  # noqa: E402
 from edgefer.spec import LABELS  # noqa: E402
 from edgefer.train.data.datasets import LayoutOptions  # noqa: E402
-from edgefer.train.data.folds import DataOptions  # noqa: E402
+from edgefer.train.data.options import DataOptions  # noqa: E402
 from edgefer.train.data.splits import load_split  # noqa: E402
-from edgefer.train.fit.student import StudentRun, train_student  # noqa: E402
+from edgefer.train.fit.settings import LoopConfig, StudentRun  # noqa: E402
+from edgefer.train.fit.student import train_student  # noqa: E402
 from edgefer.train.models.weights import load_weights  # noqa: E402
 
 CHANCE = 1 / len(LABELS)
@@ -30,8 +31,10 @@ def ck_run(tmp_path_factory):
     within an epoch at lr 1e-3 for some seeds, and lr 1e-4 needs far more epochs (they ran 3000).
     """
     out = tmp_path_factory.mktemp("runs") / "ck-fold0"
-    data = DataOptions(shared_dataset("ck"), "ck", split="subject", folds=5, fold=0, cache_dir=shared_cache())
-    metrics = train_student(StudentRun(data, out, epochs=15, model="microexpnet", lr=1e-3, dropout=0.0))
+    data = DataOptions(root=shared_dataset("ck"), dataset="ck", split="subject", folds=5, fold=0,
+                       cache_dir=shared_cache())
+    metrics = train_student(StudentRun(data=data, out=out, loop=LoopConfig(epochs=15, lr=1e-3), model="microexpnet",
+                                           dropout=0.0))
     return out, metrics
 
 
@@ -76,17 +79,18 @@ def test_checkpoint_loads_and_converts_through_the_parity_gate(ck_run, tmp_path)
     ("folder", LayoutOptions(subject_regex=r"^(s\d+)_"), "p1-m"),
 ])
 def test_other_layouts_and_family_members_train(kind, layout, model, tmp_path):
-    data = DataOptions(shared_dataset(kind), kind, layout, split="random", folds=4, fold=2, cache_dir=shared_cache())
-    metrics = train_student(StudentRun(data, tmp_path, epochs=2, model=model, lr=1e-3))
+    data = DataOptions(root=shared_dataset(kind), dataset=kind, layout=layout, split="random", folds=4, fold=2,
+                       cache_dir=shared_cache())
+    metrics = train_student(StudentRun(data=data, out=tmp_path, loop=LoopConfig(epochs=2, lr=1e-3), model=model))
     assert metrics["model"] == model and metrics["epochs"] == 2 and metrics["split"] == "random"
     assert load_weights(tmp_path / "model.safetensors")[1].model == f"{model}:{tmp_path.name}"
 
 
 def test_student_refuses_the_teacher_and_pretrained_names(tmp_path):
-    data = DataOptions(shared_dataset("folder"), "folder", split="random", cache_dir=shared_cache())
+    data = DataOptions(root=shared_dataset("folder"), dataset="folder", split="random", cache_dir=shared_cache())
     for name in ("teacher", "microexpnet-ck", "p12-xxxl"):
         with pytest.raises(ModelError):
-            train_student(StudentRun(data, tmp_path, epochs=1, model=name))
+            train_student(StudentRun(data=data, out=tmp_path, loop=LoopConfig(epochs=1), model=name))
 
 
 def test_without_matplotlib_the_curve_is_skipped_with_a_clear_reason(ck_run, monkeypatch, tmp_path):
@@ -97,7 +101,8 @@ def test_without_matplotlib_the_curve_is_skipped_with_a_clear_reason(ck_run, mon
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(BackendUnavailable, match="needs matplotlib, which is not installed: pip install matplotlib"):
         plot_learning_curve(history, tmp_path / "curve.png")
-    data = DataOptions(shared_dataset("folder"), "folder", split="random", folds=4, cache_dir=shared_cache())
-    metrics = train_student(StudentRun(data, tmp_path / "run", epochs=1))
+    data = DataOptions(root=shared_dataset("folder"), dataset="folder", split="random", folds=4,
+                       cache_dir=shared_cache())
+    metrics = train_student(StudentRun(data=data, out=tmp_path / "run", loop=LoopConfig(epochs=1)))
     assert metrics["learning_curve"].startswith("not drawn: the learning-curve PNG needs matplotlib")
     assert not (tmp_path / "run" / "learning_curve.png").exists()

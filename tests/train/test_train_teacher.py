@@ -13,10 +13,12 @@ from typer.testing import CliRunner  # noqa: E402
 from edgefer.cli.train import train_app  # noqa: E402
 from edgefer.errors import InputError, ModelError  # noqa: E402
 from edgefer.train.data.datasets import LayoutOptions  # noqa: E402
-from edgefer.train.data.folds import DataOptions, load_fold  # noqa: E402
+from edgefer.train.data.folds import load_fold  # noqa: E402
+from edgefer.train.data.options import DataOptions  # noqa: E402
 from edgefer.train.fit.checkpoint import load_state  # noqa: E402
-from edgefer.train.fit.student import StudentRun, train_student  # noqa: E402
-from edgefer.train.fit.teacher import TeacherRun, train_teacher  # noqa: E402
+from edgefer.train.fit.settings import LoopConfig, StudentRun, TeacherRun  # noqa: E402
+from edgefer.train.fit.student import train_student  # noqa: E402
+from edgefer.train.fit.teacher import train_teacher  # noqa: E402
 from edgefer.train.fit.teacher_logits import load_teacher_logits  # noqa: E402
 from edgefer.train.models.teacher import InceptionV3  # noqa: E402
 from edgefer.train.models.weights import load_weights  # noqa: E402
@@ -26,8 +28,8 @@ SIZE = 75  # the smallest Inception v3 input: keeps the CPU test short
 
 
 def _data(fold: int = 1, **changes) -> DataOptions:
-    return DataOptions(shared_dataset("folder"), "folder", LayoutOptions(subject_regex=REGEX), folds=4, fold=fold,
-                       cache_dir=shared_cache(), **changes)
+    return DataOptions(root=shared_dataset("folder"), dataset="folder", layout=LayoutOptions(subject_regex=REGEX),
+                       folds=4, fold=fold, cache_dir=shared_cache(), **changes)
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +75,15 @@ def test_logits_cover_every_training_crop_and_are_kept(teacher_run, imagenet_fil
     assert sorted(header["sample_ids"]) == sorted(fold.train_ids)
     assert header["teacher"]["input_size"] == SIZE
     before = (teacher_run / "teacher_logits.safetensors").stat().st_mtime_ns
-    metrics = train_teacher(TeacherRun(_data(), teacher_run, 1, input_size=SIZE, batch_size=32,
-                                       imagenet=imagenet_file))
+    metrics = train_teacher(TeacherRun(data=_data(), out=teacher_run, loop=LoopConfig(epochs=1, batch_size=32),
+                                       input_size=SIZE, imagenet=imagenet_file))
     assert metrics["resumed_at"] == [1, 0]
     assert (teacher_run / "teacher_logits.safetensors").stat().st_mtime_ns == before  # computed once
 
 
 def test_student_distils_from_the_teachers_logits(teacher_run, tmp_path):
-    run = StudentRun(_data(), tmp_path, 2, teacher_logits=teacher_run / "teacher_logits.safetensors",
-                     temperature=4.0, lam=0.7, lr=1e-3)
+    run = StudentRun(data=_data(), out=tmp_path, loop=LoopConfig(epochs=2, lr=1e-3),
+                     teacher_logits=teacher_run / "teacher_logits.safetensors", temperature=4.0, lam=0.7)
     metrics = train_student(run)
     assert (metrics["loss"], metrics["temperature"], metrics["lam"]) == ("distillation", 4.0, 0.7)
     fingerprint = load_state(tmp_path / "checkpoint.pt").fingerprint
@@ -91,12 +93,13 @@ def test_student_distils_from_the_teachers_logits(teacher_run, tmp_path):
 def test_student_refuses_logits_of_another_fold_or_dataset(teacher_run, tmp_path):
     logits = teacher_run / "teacher_logits.safetensors"
     with pytest.raises(InputError, match="teacher logits of fold 1 .* this run trains fold 2"):
-        train_student(StudentRun(_data(fold=2), tmp_path, 1, teacher_logits=logits))
-    ck = DataOptions(shared_dataset("ck"), "ck", folds=4, fold=1, cache_dir=shared_cache())
+        train_student(StudentRun(data=_data(fold=2), out=tmp_path, loop=LoopConfig(epochs=1), teacher_logits=logits))
+    ck = DataOptions(root=shared_dataset("ck"), dataset="ck", folds=4, fold=1, cache_dir=shared_cache())
     with pytest.raises(InputError, match="another dataset"):
-        train_student(StudentRun(ck, tmp_path, 1, teacher_logits=logits))
+        train_student(StudentRun(data=ck, out=tmp_path, loop=LoopConfig(epochs=1), teacher_logits=logits))
     with pytest.raises(InputError, match="must be within 0..1"):
-        train_student(StudentRun(_data(), tmp_path, 1, teacher_logits=logits, lam=1.5))
+        train_student(StudentRun(data=_data(), out=tmp_path, loop=LoopConfig(epochs=1), teacher_logits=logits,
+                                 lam=1.5))
 
 
 class Unsafe:
@@ -107,4 +110,5 @@ def test_imagenet_file_is_read_weights_only(tmp_path):
     path = tmp_path / "suspicious.pth"
     torch.save({"Conv2d_1a_3x3.conv.weight": Unsafe()}, path)
     with pytest.raises(ModelError, match="weights_only=True"):
-        train_teacher(TeacherRun(_data(), tmp_path / "run", 1, input_size=SIZE, imagenet=path))
+        train_teacher(TeacherRun(data=_data(), out=tmp_path / "run", loop=LoopConfig(epochs=1), input_size=SIZE,
+                                 imagenet=path))

@@ -5,33 +5,16 @@ Shared by the teacher and the students, so both see exactly the same crops and t
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from edgefer.train.data.crops import CropSet, Progress, load_crops
-from edgefer.train.data.datasets import LayoutOptions, check_subjects_named, read_dataset
+from edgefer.train.data.datasets import read_dataset
+from edgefer.train.data.options import DataOptions
 from edgefer.train.data.splits import Split, make_split
 from edgefer.train.fit.loop import TrainData
-
-
-@dataclass(frozen=True)
-class DataOptions:
-    root: Path
-    dataset: str  # ck, oulu or folder
-    layout: LayoutOptions = field(default_factory=LayoutOptions)
-    split: str = "subject"
-    folds: int = 10
-    fold: int = 0
-    split_seed: int = 0
-    detect: bool = True  # Haar face detection (False: every image is already a face crop)
-    cache_dir: str | os.PathLike | None = None
-
-    def __post_init__(self) -> None:
-        check_subjects_named(self.dataset, self.split, self.layout.subject_regex)
 
 
 @dataclass(frozen=True)

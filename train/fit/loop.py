@@ -37,22 +37,12 @@ from edgefer.train.fit.checkpoint import (
     save_state,
 )
 from edgefer.train.fit.reports import MetricsLog
+from edgefer.train.fit.settings import LoopConfig
 
 Prepare = Callable[[torch.Tensor], torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 #: Fingerprint keys that may change when a run resumes (they do not change the weights).
 MAY_CHANGE = {"epochs"}
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    epochs: int
-    batch_size: int = 64
-    lr: float = 1e-4
-    seed: int = 0
-    eval_every: int = 1  # test-set evaluation every N epochs (and always after the last)
-    checkpoint_seconds: float = 300.0  # a mid-epoch checkpoint at most this long after the last one
-    eval_batch_size: int = 256
 
 
 @dataclass(frozen=True)

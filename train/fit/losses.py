@@ -11,9 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from edgefer.errors import InputError
-
-DEFAULT_TEMPERATURE = 8.0
-DEFAULT_LAMBDA = 0.5
+from edgefer.train.fit.settings import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE
 
 
 def soft_cross_entropy(target_probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,9 @@ from edgefer.errors import BackendUnavailable, InputError
 from edgefer.spec import LABELS, ModelSpec
 from edgefer.train.data.folds import FoldData, image_accuracy
 from edgefer.train.data.splits import save_split
-from edgefer.train.fit.loop import FitResult, LoopConfig
+from edgefer.train.fit.loop import FitResult
 from edgefer.train.fit.reports import confusion_matrix, plot_learning_curve, write_confusion, write_json
+from edgefer.train.fit.settings import LoopConfig
 from edgefer.train.models.weights import save_weights
 
 
@@ -97,15 +98,6 @@ def _curve(result: FitResult, path: Path, title: str) -> str:
 def spec_extra(values: dict[str, object]) -> dict[str, str]:
     """ModelSpec.extra holds strings only."""
     return {k: str(v) for k, v in values.items() if v is not None}
-
-
-def jsonable(value: object) -> object:
-    """Dataclass fields as JSON values: paths become strings."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def path_text(path: str | os.PathLike | None) -> str | None:

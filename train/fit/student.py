@@ -7,8 +7,7 @@ MicroExpNet.py). Inputs are the 84x84 gray crops, pixels 0..255, no normalisatio
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -18,35 +17,15 @@ from edgefer.errors import ModelError
 from edgefer.fileio import file_sha256
 from edgefer.spec import ModelSpec
 from edgefer.train.data.crops import Progress
-from edgefer.train.data.folds import DataOptions, load_fold
-from edgefer.train.fit.loop import Hooks, LoopConfig, fit, seed_everything
-from edgefer.train.fit.losses import DEFAULT_LAMBDA, DEFAULT_TEMPERATURE, check_hyperparameters, distillation_loss
+from edgefer.train.data.folds import load_fold
+from edgefer.train.fit.loop import Hooks, fit, seed_everything
+from edgefer.train.fit.losses import check_hyperparameters, distillation_loss
 from edgefer.train.fit.reports import MetricsLog
-from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, jsonable, path_text, spec_extra, start_run
+from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, path_text, spec_extra, start_run
+from edgefer.train.fit.settings import StudentRun, run_to_dict
 from edgefer.train.fit.teacher_logits import load_teacher_logits
 from edgefer.train.models.registry import TEACHER, canonical_name, create_model
 from edgefer.zoo import PRETRAINED
-
-
-@dataclass(frozen=True)
-class StudentRun:
-    data: DataOptions
-    out: Path
-    epochs: int
-    model: str = "p12-xxs"
-    teacher_logits: Path | None = None
-    temperature: float = DEFAULT_TEMPERATURE
-    lam: float = DEFAULT_LAMBDA
-    lr: float = 1e-4
-    batch_size: int = 64
-    dropout: float = 0.5
-    seed: int = 0
-    eval_every: int = 1
-    checkpoint_seconds: float = 300.0
-
-    def loop_config(self) -> LoopConfig:
-        return LoopConfig(self.epochs, self.batch_size, self.lr, self.seed, self.eval_every,
-                          self.checkpoint_seconds)
 
 
 def student_name(name: str) -> str:
@@ -73,7 +52,7 @@ def as_float(inputs: torch.Tensor) -> torch.Tensor:
 def train_student(run: StudentRun, hooks: Hooks | None = None, progress: Progress | None = None) -> dict:
     """Train (or resume) the run in ``run.out``; return its final metrics (also in RUN/metrics.json)."""
     name = student_name(run.model)
-    check_loop(run.loop_config(), run.dropout)
+    check_loop(run.loop, run.dropout)
     check_hyperparameters(run.temperature, run.lam)
     paths = RunPaths(run.out)
     fold = load_fold(run.data, progress)
@@ -83,17 +62,17 @@ def train_student(run: StudentRun, hooks: Hooks | None = None, progress: Progres
         train = replace(train, targets=logits)
         fingerprint.update(teacher_logits=file_sha256(run.teacher_logits), temperature=run.temperature,
                            lam=run.lam)
-    start_run(paths, fold, {"kind": "student", **jsonable(asdict(run))})
-    seed_everything(run.seed)
+    start_run(paths, fold, run_to_dict(run))
+    seed_everything(run.loop.seed)
     model = create_model(name, dropout=run.dropout)
     authors_init(model)
-    result = fit(model, train, fold.test, _loss(run), as_float, run.loop_config(), paths.checkpoint, fingerprint,
+    result = fit(model, train, fold.test, _loss(run), as_float, run.loop, paths.checkpoint, fingerprint,
                  MetricsLog(paths.metrics_log), hooks)
     distilled = run.teacher_logits is not None
     summary = {"kind": "student", "model": name, "run": paths.root.name, "dataset": run.data.dataset,
                "loss": "distillation" if distilled else "cross-entropy",
                "temperature": run.temperature if distilled else None, "lam": run.lam if distilled else None,
-               "teacher_logits": path_text(run.teacher_logits), "seed": run.seed}
+               "teacher_logits": path_text(run.teacher_logits), "seed": run.loop.seed}
     accuracy = float((result.test_logits.argmax(1) == fold.test.labels).float().mean())
     spec = ModelSpec(model=f"{name}:{paths.root.name}",
                      source=f"edgefer train student ({summary['loss']}, {len(result.history)} epochs)",

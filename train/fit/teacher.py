@@ -11,7 +11,6 @@ at the end (RUN/teacher_logits.safetensors) is what ``edgefer train student --te
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -20,35 +19,16 @@ import torch.nn.functional as F
 from edgefer.errors import InputError, ModelError
 from edgefer.fileio import file_sha256
 from edgefer.train.data.crops import Progress
-from edgefer.train.data.folds import DataOptions, FoldData, load_fold
-from edgefer.train.fit.loop import Hooks, LoopConfig, Prepare, evaluate, fit, seed_everything
+from edgefer.train.data.folds import FoldData, load_fold
+from edgefer.train.fit.loop import Hooks, Prepare, evaluate, fit, seed_everything
 from edgefer.train.fit.reports import MetricsLog
-from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, jsonable, path_text, spec_extra, start_run
+from edgefer.train.fit.runs import RunPaths, check_loop, finish_run, path_text, spec_extra, start_run
+from edgefer.train.fit.settings import TeacherRun, run_to_dict
 from edgefer.train.fit.teacher_logits import load_teacher_logits, save_teacher_logits
 from edgefer.train.models.registry import TEACHER
 from edgefer.train.models.teacher import InceptionV3, load_imagenet_weights, teacher_spec
 
 MIN_INPUT_SIZE = 75
-
-
-@dataclass(frozen=True)
-class TeacherRun:
-    data: DataOptions
-    out: Path
-    epochs: int
-    input_size: int = 299
-    imagenet: Path | None = None
-    lr: float = 1e-4
-    batch_size: int = 64
-    dropout: float = 0.5
-    seed: int = 0
-    eval_every: int = 1
-    checkpoint_seconds: float = 300.0
-    eval_batch_size: int = 64
-
-    def loop_config(self) -> LoopConfig:
-        return LoopConfig(self.epochs, self.batch_size, self.lr, self.seed, self.eval_every,
-                          self.checkpoint_seconds, self.eval_batch_size)
 
 
 def teacher_input(size: int) -> Prepare:
@@ -64,23 +44,23 @@ def teacher_input(size: int) -> Prepare:
 
 def train_teacher(run: TeacherRun, hooks: Hooks | None = None, progress: Progress | None = None) -> dict:
     """Train (or resume) the teacher run in ``run.out``; write its logits; return the final metrics."""
-    check_loop(run.loop_config(), run.dropout)
+    check_loop(run.loop, run.dropout)
     if run.input_size < MIN_INPUT_SIZE:
         raise InputError(f"--input-size {run.input_size}: Inception v3 needs at least {MIN_INPUT_SIZE}")
     paths = RunPaths(run.out)
     fold = load_fold(run.data, progress)
     fingerprint = {**fold.fingerprint(), "model": TEACHER, "input_size": run.input_size, "dropout": run.dropout,
                    "imagenet": file_sha256(run.imagenet) if run.imagenet else None}
-    start_run(paths, fold, {"kind": "teacher", **jsonable(asdict(run))})
-    seed_everything(run.seed)
+    start_run(paths, fold, run_to_dict(run))
+    seed_everything(run.loop.seed)
     model = InceptionV3(num_classes=8, in_channels=3, dropout=run.dropout)
     if run.imagenet is not None:
         _load_imagenet(model, run.imagenet)
     prepare = teacher_input(run.input_size)
     result = fit(model, fold.train, fold.test, _cross_entropy, prepare,
-                 run.loop_config(), paths.checkpoint, fingerprint, MetricsLog(paths.metrics_log), hooks)
+                 run.loop, paths.checkpoint, fingerprint, MetricsLog(paths.metrics_log), hooks)
     summary = {"kind": "teacher", "model": TEACHER, "run": paths.root.name, "dataset": run.data.dataset,
-               "input_size": run.input_size, "imagenet": path_text(run.imagenet), "seed": run.seed,
+               "input_size": run.input_size, "imagenet": path_text(run.imagenet), "seed": run.loop.seed,
                "teacher_logits": str(paths.teacher_logits)}
     extra = spec_extra({**fold.fingerprint(), "dataset": run.data.dataset, "epochs": len(result.history)})
     spec = teacher_spec(run.input_size, model=f"{TEACHER}:{paths.root.name}", source="edgefer train teacher",
@@ -126,6 +106,6 @@ def _write_logits(paths: RunPaths, model: InceptionV3, fold: FoldData, run: Teac
                 return
         except InputError:
             pass
-    logits = evaluate(model, fold.train, prepare, run.eval_batch_size)[2]
+    logits = evaluate(model, fold.train, prepare, run.loop.eval_batch_size)[2]
     save_teacher_logits(paths.teacher_logits, logits, fold,
                         {"run": str(paths.root), "weights_sha256": weights, "input_size": run.input_size})

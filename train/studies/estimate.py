@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgefer.errors import InputError
+from edgefer.train.fit.settings import run_to_dict
 from edgefer.train.models.configs import SIZES
-from edgefer.train.studies.execute import run_training, train_argv
-from edgefer.train.studies.grid import Cell, StudySettings, Task, cells, tasks
+from edgefer.train.studies.execute import run_settings, run_training
+from edgefer.train.studies.grid import StudyCell, StudySettings, Task, cells, tasks
 
 MEASURE_EPOCHS = 2
 EVAL_SHARE = 1 / 3  # a forward pass costs about a third of a training step per crop
@@ -87,9 +88,9 @@ def _prepare_crops(s: StudySettings) -> float:
 
 
 def _measure_student(s: StudySettings, scratch: Path, member: str, threads: int) -> RunCost:
-    task = Task(member, 0, Cell(member, member))
-    outcome = run_training(member, train_argv(replace(s, epochs=MEASURE_EPOCHS), scratch, task, threads),
-                           str(task.folder(scratch)), threads)
+    task = Task(member, 0, StudyCell(member, member))
+    outcome = run_training(member, run_to_dict(run_settings(replace(s, epochs=MEASURE_EPOCHS), scratch, task)),
+                           threads)
     if not outcome.ok:
         raise InputError(f"the measured run of {member} failed: {outcome.message}")
     metrics = json.loads((task.folder(scratch) / "metrics.json").read_text())

@@ -88,7 +88,7 @@ class StudySettings:
 
 
 @dataclass(frozen=True)
-class Cell:
+class StudyCell:
     """One student configuration of a study; trained once per fold."""
 
     name: str
@@ -107,7 +107,7 @@ class Task:
 
     key: str  # e.g. runs/p12-xs-T8/fold-3 or teacher/fold-3
     fold: int
-    cell: Cell | None  # None: the fold's teacher
+    cell: StudyCell | None  # None: the fold's teacher
     after: str | None = None  # the key of the run it needs first (the fold's teacher)
 
     def folder(self, study: Path) -> Path:
@@ -136,14 +136,14 @@ def check_settings(s: StudySettings) -> None:
         raise InputError(f"--teacher-logits-dir {s.teacher_logits_dir}: no such folder")
 
 
-def cells(s: StudySettings) -> list[Cell]:
+def cells(s: StudySettings) -> list[StudyCell]:
     """The study's cells, in the order of the paper's tables and plots."""
     if s.study == "pooling":
-        return [Cell(f"{v}-{z}", f"{v}-{z}") for z in s.sizes for v in s.variants]
+        return [StudyCell(f"{v}-{z}", f"{v}-{z}") for z in s.sizes for v in s.variants]
     members = [f"{v}-{z}" for z in s.sizes for v in s.variants]
     if s.study == "temperature":
-        return [Cell(f"{m}-T{t:g}", m, t, s.lam) for m in members for t in s.temperatures]
-    return [c for m in members for c in (Cell(f"{m}-ce", m), Cell(f"{m}-kd", m, s.temperature, s.lam))]
+        return [StudyCell(f"{m}-T{t:g}", m, t, s.lam) for m in members for t in s.temperatures]
+    return [c for m in members for c in (StudyCell(f"{m}-ce", m), StudyCell(f"{m}-kd", m, s.temperature, s.lam))]
 
 
 def tasks(s: StudySettings) -> list[Task]:

@@ -18,7 +18,7 @@ from edgefer.errors import BackendUnavailable
 from edgefer.fileio import atomic_path, atomic_write_text, csv_cell
 from edgefer.train.fit.reports import MetricsLog, write_json
 from edgefer.train.models.configs import SIZES, VARIANTS
-from edgefer.train.studies.grid import PAPER_POOLING, Cell, StudySettings, cells
+from edgefer.train.studies.grid import PAPER_POOLING, StudyCell, StudySettings, cells
 
 DATASET_TITLES = {"ck": "CK+", "oulu": "Oulu-CASIA", "folder": "folder"}
 SPLIT_TITLES = {"random": "random split", "subject": "subject-independent split"}
@@ -30,7 +30,7 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def cell_result(s: StudySettings, study: Path, cell: Cell) -> dict[str, object]:
+def cell_result(s: StudySettings, study: Path, cell: StudyCell) -> dict[str, object]:
     """The finished folds of one cell: accuracies per fold and their mean +- std."""
     runs = [_metrics(study / "runs" / cell.name / f"fold-{k}") for k in range(s.folds)]
     crop = [m["test_accuracy"] for m in runs if m]
@@ -43,7 +43,7 @@ def cell_result(s: StudySettings, study: Path, cell: Cell) -> dict[str, object]:
             "mean": mean, "std": std, "image_mean": image_mean, "image_std": image_std}
 
 
-def curve(s: StudySettings, study: Path, cell: Cell) -> list[dict[str, float]]:
+def curve(s: StudySettings, study: Path, cell: StudyCell) -> list[dict[str, float]]:
     """Test accuracy per epoch, mean +- std over the cell's finished folds."""
     per_epoch: dict[int, list[float]] = {}
     for k in range(s.folds):
@@ -61,9 +61,13 @@ def _metrics(folder: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def write_reports(s: StudySettings, study: Path, failed: list[str]) -> list[Path]:
-    """results.json plus the study's table or plot; returns the files written."""
-    results = [cell_result(s, study, c) for c in cells(s)]
+def study_results(s: StudySettings, study: Path) -> list[dict[str, object]]:
+    """Every cell's result (``cell_result``), in the order of the paper's tables."""
+    return [cell_result(s, study, c) for c in cells(s)]
+
+
+def write_reports(s: StudySettings, study: Path, results: list[dict], failed: list[str]) -> list[Path]:
+    """results.json plus the study's table or plot from the cells' ``results``; returns the files written."""
     data = {"study": s.study, "settings": s.to_dict(), "cells": results, "failed": failed}
     if s.study == "supervision":
         data["curves"] = {c.name: curve(s, study, c) for c in cells(s)}

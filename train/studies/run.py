@@ -1,5 +1,5 @@
 """Run (or resume) a study in its folder: check the settings against study.json, train what is unfinished,
-write the reports. No torch here: every run is a child `edgefer train` process."""
+write the reports, return the results. No torch here: every run is a worker process."""
 
 from __future__ import annotations
 
@@ -10,20 +10,24 @@ from pathlib import Path
 
 from edgefer.errors import InputError
 from edgefer.train.fit.reports import write_json
-from edgefer.train.studies.execute import LocalPool, Outcome, RayPool, execute
+from edgefer.train.studies.execute import LocalPool, RayPool, RunOutcome, execute
 from edgefer.train.studies.grid import StudySettings, Task, check_settings, tasks, teacher_logits
-from edgefer.train.studies.report import write_reports
+from edgefer.train.studies.report import study_results, write_reports
 
 
 @dataclass(frozen=True)
 class StudyResult:
+    """What a study did now (``outcomes`` of the runs trained) and its results so far: per cell, the test
+    accuracy per fold and its mean +- std over the finished folds (report.cell_result, as in results.json)."""
+
     runs: int
     skipped: int
-    outcomes: list[Outcome]
+    outcomes: list[RunOutcome]
+    cells: list[dict[str, object]]
     written: list[Path]
 
     @property
-    def failed(self) -> list[Outcome]:
+    def failed(self) -> list[RunOutcome]:
         return [o for o in self.outcomes if not o.ok]
 
 
@@ -57,7 +61,7 @@ def check_teacher_logits(s: StudySettings, study: Path) -> None:
 
 
 def run_study(s: StudySettings, study: Path, jobs: int, threads: int, ray: str | None,
-              report: Callable[[Task, Outcome, int, int], None]) -> StudyResult:
+              report: Callable[[Task, RunOutcome, int, int], None]) -> StudyResult:
     """Train every unfinished run (a crashed one goes on from its checkpoint), then aggregate."""
     check_settings(s)
     check_teacher_logits(s, study)
@@ -69,4 +73,5 @@ def run_study(s: StudySettings, study: Path, jobs: int, threads: int, ray: str |
         pool = RayPool(ray, threads, jobs) if ray else LocalPool(jobs)
         outcomes = execute(s, study, todo, pool, threads, report)
     failed = [f"{o.key}: {o.message}" for o in outcomes if not o.ok]
-    return StudyResult(len(every), len(every) - len(todo), outcomes, write_reports(s, study, failed))
+    results = study_results(s, study)
+    return StudyResult(len(every), len(every) - len(todo), outcomes, results, write_reports(s, study, results, failed))
