@@ -7,8 +7,11 @@ ONNX Runtime and OpenVINO run as well.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +46,28 @@ def quantize_int8(onnx_fp32: str | os.PathLike, out: str | os.PathLike, crops: n
                   input_name: str, method: str = "minmax") -> Path:
     """Write a Q/DQ int8 copy of ``onnx_fp32`` calibrated on ``crops`` (N, 1, H, W) float32."""
     reader = CropReader(input_name, crops)
-    quiet = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # ORT's "consider pre-processing" hint, on the root logger
-    try:
-        with atomic_path(out) as tmp:
-            quantize_static(
-                str(onnx_fp32), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                calibrate_method=METHODS[method],
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
-    finally:
-        logging.disable(quiet)
+    with quantization_warnings_dropped(), atomic_path(out) as tmp:
+        quantize_static(
+            str(onnx_fp32), str(tmp), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            calibrate_method=METHODS[method],
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
     return Path(out)
+
+
+@contextlib.contextmanager
+def quantization_warnings_dropped() -> Iterator[None]:
+    """Drop the warnings ONNX Runtime's quantization code logs from this thread (its "consider
+    pre-processing" hint); it logs them on the root logger, so a filter there picks them out by source
+    file and thread, and every other thread's and library's warnings still get through."""
+    thread, source = threading.get_ident(), os.path.join("onnxruntime", "quantization", "")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.thread == thread and record.levelno <= logging.WARNING and source in record.pathname)
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)

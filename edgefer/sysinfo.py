@@ -1,6 +1,9 @@
 """What this machine offers: CPU, library versions, inference backends and their devices.
 
-Detected once, here, and passed down (never probed ad hoc in backends or benchmarks).
+Detected once, here, for `edgefer info` and for the bench's choice of backends, which passes the answer
+down. A backend opened on its own still checks what it needs when it opens (ONNX Runtime its execution
+provider, OpenVINO the device and its precision, TensorRT the GPU), and ONNX Runtime's int8 choice reads
+the CPU flags through :func:`cpu_flags`.
 """
 
 from __future__ import annotations

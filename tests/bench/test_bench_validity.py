@@ -178,7 +178,7 @@ def test_backend_and_recognizer_refuse_a_gpu_they_cannot_use():
 
 
 @pytest.mark.skipif(not NO_CUDA_EP, reason="this onnxruntime has the CUDA provider")
-def test_a_refused_fallback_fails_the_run_even_with_all_backends(invalid_run, tmp_path):
+def test_a_refused_fallback_fails_the_run_even_with_all_backends(tmp_path):
     """The worker records FallbackRefused as such; the bench's verdict reads that flag, never the reason text."""
     artifact = ArtifactInfo("onnx", "fp32", str(PRETRAINED["microexpnet-ck"].onnx))
     job = TimeJob(ModelInfo("microexpnet-ck", "MicroExpNet", 65_000), "onnxruntime-cuda", [("fp32", 1, 1)],
@@ -188,8 +188,10 @@ def test_a_refused_fallback_fails_the_run_even_with_all_backends(invalid_run, tm
     (refused,) = [Record.from_dict(item["record"]) for item in items]
     assert refused.status == "unavailable" and refused.fallback_refused and refused.timing is None
     assert "CUDAExecutionProvider" in refused.reason
-    _, data = invalid_run
-    machine, invalid = Machine.from_dict(data["machine"]), Record.from_dict(data["records"][0])
+    short = summarize([1_000_000] * 30, TimingPlan(min_iters=1, min_seconds=0.0))  # too few samples for p90
+    invalid = Record("microexpnet-ck", "onnxruntime", "fp32", 1, 1, "invalid", reason=short.invalid_reason,
+                     timing=short)
+    machine = Machine("m", "cpu", cores=2, platform="linux", python="3")
 
     failure = bench_failure(BenchResult(machine, [invalid, refused]), named=False)
     assert type(failure) is FallbackRefused and failure.exit_code == 5 and "onnxruntime-cuda" in str(failure)
@@ -199,7 +201,9 @@ def test_a_refused_fallback_fails_the_run_even_with_all_backends(invalid_run, tm
     assert type(bench_failure(BenchResult(machine, [absent]), named=True)) is BackendUnavailable
     nothing = bench_failure(BenchResult(machine, [absent]), named=False)
     assert type(nothing) is NothingMeasured and nothing.exit_code == 1
-    assert bench_failure(BenchResult(machine, [replace(invalid, status="ok")]), named=False) is None
+    enough = summarize([1_000_000] * 100, TimingPlan(min_iters=1, min_seconds=0.0))
+    valid = replace(invalid, status="ok", timing=enough)
+    assert bench_failure(BenchResult(machine, [valid, absent]), named=False) is None
 
 
 def test_busy_machine_warning():

@@ -109,7 +109,7 @@ def test_parity_gate_figures():
 
 @pytest.mark.slow
 def test_failing_artifact_is_not_written(edgefer, tmp_path):
-    """Weights scaled so activations overflow FP16: the FP16 artifact fails its gate, exit 1, no file."""
+    """Weights scaled so activations overflow FP16: the FP16 artifact fails its gate, exit 4, no file."""
     from edgefer.spec import ModelSpec
     from edgefer.train.models.registry import create_model
     from edgefer.train.models.weights import save_weights

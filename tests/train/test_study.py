@@ -22,10 +22,6 @@ from edgefer.errors import InputError  # noqa: E402
 from edgefer.train.studies.grid import DISTILLED_VARIANTS, StudySettings, cells, tasks  # noqa: E402
 
 REGEX = r"^(s\d+)_"
-#: edgefer's main() with the study app registered (edgefer.cli registers it once the lead adds it).
-RUN_MAIN = ("import edgefer.cli as c; from edgefer.cli.study import study_app as s\n"
-            "if not any(g.name == 'study' for g in c.app.registered_groups): c.app.add_typer(s, name='study')\n"
-            "c.main()")
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +190,7 @@ def test_a_tiny_grid_on_a_local_ray_instance(tmp_path, faces):
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, faces, change, message):
     args = study_args("pooling", faces, tmp_path / "study", *change)
-    process = subprocess.run([sys.executable, "-c", RUN_MAIN, "study", *args], capture_output=True, text=True)
+    process = subprocess.run([sys.executable, "-m", "edgefer", "study", *args], capture_output=True, text=True)
     assert process.returncode == 2, process.stderr
     assert process.stderr.count("\n") == 1 and process.stderr.startswith("edgefer: error: ")
     assert re.search(message, process.stderr)
