@@ -64,8 +64,8 @@ def test_a_study_run_is_built_from_the_study_settings(tmp_path):
 
 def test_the_worker_reports_an_edgefer_error_on_its_last_line(tmp_path, capsys):
     pytest.importorskip("torch")
-    run = StudentRun(data=DataOptions(root=tmp_path / "missing", dataset="folder"), out=tmp_path / "run",
-                     loop=LoopConfig(epochs=1))
+    data = DataOptions(root=tmp_path / "missing", dataset="folder", split="random")
+    run = StudentRun(data=data, out=tmp_path / "run", loop=LoopConfig(epochs=1))
     assert main([str(write_job(RunJob(run, threads=1), tmp_path / "job.json"))]) == 2
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("edgefer: error: ") and "missing" in last

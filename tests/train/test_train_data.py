@@ -176,12 +176,12 @@ def test_split_refuses_bad_folds():
 
 def test_subject_split_of_a_folder_needs_subject_names(tmp_path):
     """Without --subject-regex every image would be its own subject: a random split called subject split."""
-    from edgefer.train.data.folds import DataOptions
+    from edgefer.train.data.options import DataOptions
     from edgefer.train.studies.grid import StudySettings, check_settings
 
     with pytest.raises(InputError, match="--split subject on a folder dataset needs --subject-regex"):
-        DataOptions(tmp_path, "folder")
+        DataOptions(root=tmp_path, dataset="folder")
     with pytest.raises(InputError, match="Or use --split random"):
         check_settings(StudySettings(study="pooling", data=str(tmp_path), dataset="folder"))
-    DataOptions(tmp_path, "folder", split="random")
-    DataOptions(tmp_path, "folder", LayoutOptions(subject_regex=r"^(s\d+)_"))
+    DataOptions(root=tmp_path, dataset="folder", split="random")
+    DataOptions(root=tmp_path, dataset="folder", layout=LayoutOptions(subject_regex=r"^(s\d+)_"))
