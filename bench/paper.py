@@ -1,8 +1,8 @@
 """The paper's published "Model size and speed" table, and the authors' graph measured on a known machine.
 
-Source: MicroExpNet, IPTA 2019 slides (shared/paper), table "Memory requirements and average per-image
-running times". The paper's sizes are those of TensorFlow checkpoints (weights plus Adam's two
-slots, hence ~3x four bytes per parameter), not of a deployable file.
+Source: the MicroExpNet authors' IPTA 2019 slides (docs/authors-facts.md names the paper), table
+"Memory requirements and average per-image running times". The paper's sizes are those of TensorFlow
+checkpoints (weights plus Adam's two slots, hence ~3x four bytes per parameter), not of a deployable file.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Four tiers, on probabilities and on the logits themselves (the figures are TOLER
 - INT8: top-1 the same for >= 98% of the faces (no bound on the values); where labels exist, accuracy
   >= 99% of FP32's (MLPerf's rule, :func:`accuracy_ratio`).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -7,7 +7,8 @@ one thread and at batch 256 on ``--throughput-threads`` threads, and writes the 
 opencv in one environment, e.g. a throwaway one:
 
     python -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu onnxruntime opencv-python-headless"<5"
-    /tmp/tfenv/bin/python tools/time_authors_graph.py --models ../shared/authors-microexpnet/Models --json authors.json
+    /tmp/tfenv/bin/python tools/time_authors_graph.py --models CLONE/Models --json authors.json
+    # CLONE: a clone of https://github.com/cuguilke/microexpnet (the authors' checkpoints)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parity of every CPU runtime with PyTorch (reliability.md section 7, cases 9-13).
+"""Parity of every CPU runtime with PyTorch.
 
 PyTorch vs ONNX Runtime (CPU) vs OpenVINO (f32 pinned) on 256 fixed-seed inputs and 256 real face
 crops, at batch 1, 2, 7 and 256 from one dynamic-batch export; FP16 artifacts on the real faces; the

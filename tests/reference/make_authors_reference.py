@@ -10,7 +10,7 @@ Setup and run (from the repository root)::
     python3 -m venv /tmp/tfenv
     /tmp/tfenv/bin/pip install tensorflow-cpu==2.21.0 numpy "opencv-python-headless<5"
     /tmp/tfenv/bin/python tests/reference/make_authors_reference.py \
-        [--models ../shared/authors-microexpnet/Models] \
+        [--models CLONE/Models] \
         [--out tests/reference/authors_reference.npz] \
         [--dump-weights /tmp/authors_weights]
 
@@ -39,7 +39,7 @@ returns them, float32), ``names`` [N] (what each input is), ``astronaut_box`` (x
 variables wc1, bc1, wc2, bc2, wfc, bfc, wo, bo as float32 arrays in TF layout (HWIO kernels,
 [in, out] dense matrices); the Adam slots are skipped.
 
-The weights are the authors' (MIT licence, shared/authors-microexpnet/LICENSE).
+The weights are the authors' (MIT licence): CLONE is a clone of https://github.com/cuguilke/microexpnet.
 """
 
 from __future__ import annotations

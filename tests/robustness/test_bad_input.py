@@ -1,7 +1,7 @@
 """Bad input never crashes: arrays, boxes and image files thrown at the Recognizer and the CLI.
 
-Each gets a correct result or a typed error naming what was wrong (reliability.md section 7, cases
-17-22); the CLI answers with exit 2 and one line. Bad files are written by hand in tmp_path.
+Each gets a correct result or a typed error naming what was wrong; the CLI answers with exit 2 and one
+line. Bad files are written by hand in tmp_path.
 """
 
 from __future__ import annotations

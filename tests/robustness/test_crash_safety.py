@@ -1,4 +1,4 @@
-"""kill -9 at random moments (reliability.md section 7, case 24): no torn checkpoint or artifact ever has a final name.
+"""kill -9 at random moments: no torn checkpoint or artifact ever has a final name.
 
 Real processes killed with SIGKILL, so no cleanup handler runs; what they leave behind is then read back.
 """

@@ -1,4 +1,4 @@
-"""Untrusted model files (reliability.md section 7, cases 1-8): each is refused with a clear error and exit code.
+"""Untrusted model files: each is refused with a clear error and exit code.
 
 Real files, real runtimes (ONNX Runtime; TensorRT's checks run before TensorRT is imported), real CLI processes.
 """

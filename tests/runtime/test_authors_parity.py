@@ -1,7 +1,8 @@
 """The bundled models reproduce the logits of the authors' own TensorFlow graph to 1e-4.
 
 The reference (tests/reference/authors_reference.npz) was computed once with TensorFlow by
-tests/reference/make_authors_reference.py from the checkpoints in shared/authors-microexpnet.
+tests/reference/make_authors_reference.py from the authors' TensorFlow checkpoints
+(the Models/ folder of https://github.com/cuguilke/microexpnet).
 """
 
 import numpy as np

@@ -25,7 +25,7 @@ from edgefer.zoo import resolve_artifact
 WORKERS = 8
 PREDICTIONS = 100_000
 BATCH = 50  # crops per call: 2,000 calls in all
-DISTINCT = WORKERS * 500  # reliability.md case 15: 8 threads x 500 distinct frames
+DISTINCT = WORKERS * 500  # 8 threads x 500 distinct frames each
 
 
 @pytest.fixture(scope="module")
