@@ -44,20 +44,25 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
+def error(message: str) -> None:
+    """A one-line error on stderr (the command goes on: ``fail`` for one that stops)."""
+    typer.echo(f"edgefer: error: {printable(' '.join(message.split()))}", err=True)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
-    typer.echo(f"edgefer: error: {printable(' '.join(message.split()))}", err=True)
+    error(message)
     return typer.Exit(code)
 
 
 def warn(message: str) -> None:
     """A one-line warning on stderr."""
-    typer.echo(f"edgefer: warning: {' '.join(message.split())}", err=True)
+    typer.echo(f"edgefer: warning: {printable(' '.join(message.split()))}", err=True)
 
 
 def interrupted(what: str = "") -> typer.Exit:
     """Say that Ctrl-C stopped the command (and what it left behind); return the Exit (130) to raise."""
-    typer.echo("edgefer: interrupted" + (f": {what}" if what else ""), err=True)
+    typer.echo("edgefer: interrupted" + (f": {printable(what)}" if what else ""), err=True)
     return typer.Exit(EXIT_INTERRUPTED)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgefer.cli.common import EXIT_BAD_INPUT, native_stderr_silenced
+from edgefer.cli.common import EXIT_BAD_INPUT, error, native_stderr_silenced
 from edgefer.errors import InputError, ModelError
 from edgefer.textsafe import json_text, printable
 
@@ -84,7 +84,7 @@ def predict(
         except (InputError, ModelError) as err:
             failed += 1
             message = printable(" ".join(str(err).split()))
-            typer.echo(f"edgefer: error: {message}", err=True)
+            error(str(err))
             results.append({"image": str(image), **about, "error": message})
             continue
         results.append({"image": str(image), **about, "faces": [face.to_dict() for face in faces]})

@@ -52,7 +52,7 @@ class _LogHooks:
         print(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}{tested}", flush=True)
 
 
-def execute(job: RunJob) -> dict:
+def train_job(job: RunJob) -> dict:
     """Train the job's run (resuming it from its checkpoint); its final metrics."""
     import torch
 
@@ -67,7 +67,7 @@ def execute(job: RunJob) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        metrics = execute(read_job(argv[0]))
+        metrics = train_job(read_job(argv[0]))
     except EdgeferError as err:
         print(f"edgefer: error: {' '.join(str(err).split())}", flush=True)
         return err.exit_code
