@@ -88,16 +88,17 @@ def _torch_weights(model: str, source, folder: Path) -> ArtifactInfo:
 
 
 def _reference(source, folder: Path) -> Path:
-    """The parity gate's validation crops (the model's geometry) and the PyTorch logits on them."""
-    import torch
-
+    """The parity gate's validation crops (the model's geometry) and the PyTorch backend's logits on them: a
+    kept run that every worker compares its backend with (edgefer.convert.parity.compare), without torch."""
     from edgefer.convert.calibration import builtin_validation_crops
+    from edgefer.convert.parity import infer
     from edgefer.convert.pipeline import model_input
+    from edgefer.convert.torch_backend import TorchBackend
 
     spec = source.spec
     pixels = model_input(builtin_validation_crops(), spec.channels, spec.input_size)
-    with torch.inference_mode():
-        logits = source.model(torch.from_numpy(pixels)).numpy()
+    with TorchBackend(source.model, spec=spec) as reference:
+        logits = infer(reference, pixels)
     with atomic_path(folder / REFERENCE) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, pixels=pixels, logits=logits)
     return folder / REFERENCE

@@ -1,5 +1,10 @@
 """The parity gate: an artifact is compared with the PyTorch model before it may be written.
 
+One comparator for any two backends (Polygraphy's Comparator, in small): :func:`infer` runs a backend
+(PyTorch is one too: edgefer.convert.torch_backend) on the same face crops, :func:`compare` checks two
+runs' logits, :func:`compare_backends` does both. A run can be kept and compared later (the bench's
+``reference.npz`` is the PyTorch run its workers compare every backend with).
+
 Four tiers, on probabilities and on the logits themselves (the figures are TOLERANCES and LOGIT_TOLERANCES):
 - FP32: probabilities within 1e-4, and every logit within Polygraphy's elementwise check with
   atol = rtol = 1e-4 (an element fails when |got - ref| > atol + rtol * |ref|) on every runtime (ONNX
@@ -19,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from edgefer.runtime.base import softmax
+from edgefer.runtime.base import Backend, softmax
 
 #: precision -> (max |Δp| allowed or None, top-1 agreement required)
 TOLERANCES: dict[str, tuple[float | None, float]] = {
@@ -133,6 +138,25 @@ def compare(reference_logits: np.ndarray, candidate_logits: np.ndarray, precisio
                                                and not logits.nonfinite))
     return ParityReport(precision, len(got), max_diff, float(diff.mean()) if diff.size else 0.0,
                         agreement, tolerance, required, passed, logits)
+
+
+def infer(backend: Backend, pixels: np.ndarray, batch: int | None = None) -> np.ndarray:
+    """The backend's logits for ``pixels`` (N, C, H, W); with ``batch``, in chunks of exactly that many (an
+    artifact built for a fixed batch), the last one padded with copies of its last crop."""
+    if batch is None:
+        return backend.run(pixels)
+    outputs = []
+    for start in range(0, len(pixels), batch):
+        chunk = pixels[start:start + batch]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
+        outputs.append(backend.run(np.ascontiguousarray(padded))[:len(chunk)])
+    return np.concatenate(outputs)
+
+
+def compare_backends(reference: Backend, candidate: Backend, pixels: np.ndarray, precision: str,
+                     fmt: str | None = None, batch: int | None = None) -> ParityReport:
+    """Run both backends on ``pixels`` and compare the candidate with the reference (see :func:`compare`)."""
+    return compare(infer(reference, pixels), infer(candidate, pixels, batch), precision, fmt)
 
 
 def accuracy_ratio(labels: np.ndarray, reference_logits: np.ndarray, candidate_logits: np.ndarray,

@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgefer.convert.calibration import calibration_and_validation, labelled_split
-from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio, compare
+from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio, compare, infer
 from edgefer.convert.sources import Source, load_source
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.fileio import cache_dir, fsync_dir, fsync_file, make_staging_dir
@@ -176,9 +175,14 @@ def _crops(calib: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
 
 
 def _reference_logits(source: Source, pixels: np.ndarray) -> np.ndarray:
+    """The PyTorch model's logits, run as a backend like every artifact after it."""
+    from edgefer.convert.torch_backend import TorchBackend
+
     try:
-        with torch.no_grad():
-            return source.model(torch.from_numpy(pixels)).numpy()
+        with TorchBackend(source.model, spec=source.spec) as reference:
+            return infer(reference, pixels)
+    except ModelError as err:
+        raise ModelError(f"{source.name}: cannot be exported: {err}") from None
     except Exception as err:  # noqa: BLE001 - a model that cannot run cannot be exported
         raise ModelError(f"{source.name}: cannot be exported: the PyTorch model fails on "
                          f"{source.spec.input_shape} inputs ({one_line(err, typed=True)})") from None
@@ -264,7 +268,7 @@ def _gate(artifact: Artifact, validation: np.ndarray, reference: np.ndarray, bat
     try:
         backend = open_backend(artifact.path, threads=None)
         artifact.runtime_precision = backend.precision
-        logits = _run_chunked(backend, validation, batch)
+        logits = infer(backend, validation, batch)
         backend.close()
     except Exception as err:  # noqa: BLE001
         artifact.status, artifact.reason = "failed", f"could not run: {type(err).__name__}: {err}"
@@ -277,17 +281,6 @@ def _gate(artifact: Artifact, validation: np.ndarray, reference: np.ndarray, bat
         artifact.status, artifact.reason = "failed", f"parity gate: {artifact.parity.summary()}"
     elif artifact.accuracy and not artifact.accuracy.passed:
         artifact.status, artifact.reason = "failed", f"accuracy gate: {artifact.accuracy.summary()}"
-
-
-def _run_chunked(backend, pixels: np.ndarray, batch: int | None) -> np.ndarray:
-    if batch is None:
-        return backend.run(pixels)
-    outputs = []
-    for start in range(0, len(pixels), batch):
-        chunk = pixels[start:start + batch]
-        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
-        outputs.append(backend.run(np.ascontiguousarray(padded))[:len(chunk)])
-    return np.concatenate(outputs)
 
 
 def companions(path: Path) -> list[Path]:

@@ -53,6 +53,10 @@ class NothingMeasured(EdgeferError, RuntimeError):
     exit_code = 1
 
 
+class BackendClosed(EdgeferError, RuntimeError):
+    """A backend was used after ``close()``: the same error from every backend."""
+
+
 def one_line(err: object, limit: int = 300, *, last: bool = False, typed: bool = False) -> str:
     """A message fit for a one-line error: the first (``last``: the last, where OpenVINO puts the reason after
     its C++ source locations) non-empty line of ``err``, whitespace collapsed, at most ``limit`` characters;

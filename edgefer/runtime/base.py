@@ -10,20 +10,27 @@ from pathlib import Path
 import numpy as np
 
 from edgefer import trust
-from edgefer.errors import ModelError
+from edgefer.errors import BackendClosed, InputError, ModelError
 from edgefer.spec import ModelSpec
 
 LFS_POINTER_PREFIX = b"version https://git-lfs"
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 class Backend(abc.ABC):
     """A loaded model on one runtime: float32 (N, C, H, W) pixels in, float32 (N, classes) logits out.
 
-    Implementations must be safe to call from several threads at once.
+    :meth:`run` checks every call the same way for every backend (a C-contiguous float32 ndarray shaped
+    (N, *spec.input_shape), else InputError; BackendClosed after :meth:`close`) and hands the batch to the
+    backend's :meth:`_run`. Implementations must be safe to call from several threads at once.
     """
 
     #: Registry name, e.g. "onnxruntime".
     name: str = ""
+    #: The artifact the backend was opened from (set by each backend).
+    path: Path | str = ""
 
     def __init__(self, spec: ModelSpec, *, device: str, precision: str, threads: int | None):
         self.spec = spec
@@ -31,13 +38,53 @@ class Backend(abc.ABC):
         #: The precision the runtime really computes in (e.g. OpenVINO may pick bf16).
         self.precision = precision
         self.threads = threads
+        self._closed = False
+        self._sample_shape = spec.input_shape
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        """Logits (N, classes) for a C-contiguous float32 batch shaped (N, *spec.input_shape)."""
+        if self._closed:
+            self._raise_closed()
+        if (not isinstance(pixels, np.ndarray) or pixels.shape[1:] != self._sample_shape or pixels.ndim != 4
+                or pixels.dtype != _FLOAT32 or not pixels.flags.c_contiguous):
+            self.check_input(pixels)
+        return self._run(pixels)
 
     @abc.abstractmethod
-    def run(self, pixels: np.ndarray) -> np.ndarray:
-        """Logits for a contiguous float32 batch shaped (N, *spec.input_shape)."""
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        """The runtime's own call, on a batch :meth:`run` has checked."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
-        """Release the runtime's resources; the default has nothing to release."""
+    def check_input(self, pixels: object) -> None:
+        """InputError saying what is wrong with ``pixels`` (nothing when they are a batch :meth:`run` takes)."""
+        expected = f"a C-contiguous float32 array shaped (N, {', '.join(map(str, self._sample_shape))})"
+        if not isinstance(pixels, np.ndarray):
+            raise InputError(f"{self.name} backend: pixels must be {expected}, got {type(pixels).__name__}")
+        if pixels.ndim != 4 or pixels.shape[1:] != self._sample_shape:
+            raise InputError(f"{self.name} backend: pixels must be {expected}, got shape {pixels.shape}")
+        if pixels.dtype != _FLOAT32:
+            raise InputError(f"{self.name} backend: pixels must be {expected}, got dtype {pixels.dtype}")
+        if not pixels.flags.c_contiguous:
+            raise InputError(f"{self.name} backend: pixels must be {expected}, got a non-contiguous view "
+                             "(np.ascontiguousarray makes one)")
+
+    def check_open(self) -> None:
+        """BackendClosed if :meth:`close` was called."""
+        if self._closed:
+            self._raise_closed()
+
+    def _raise_closed(self) -> None:
+        raise BackendClosed(f"{self.path or self.spec.model}: the {self.name} backend is closed; open the model "
+                            "again to run it")
+
+    def close(self) -> None:
+        """Release the runtime's resources; later calls to :meth:`run` raise BackendClosed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._release()
+
+    def _release(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Free what the runtime holds; the default has nothing to free."""
 
     def describe(self) -> dict[str, object]:
         return {"backend": self.name, "device": self.device, "precision": self.precision,

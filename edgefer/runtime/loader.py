@@ -11,8 +11,9 @@ from edgefer.limits import check_threads
 from edgefer.runtime.base import Backend
 from edgefer.spec import ModelSpec
 
-#: backend name -> "module:class"
+#: backend name -> "module:class". PyTorch lives with the torch-side code; naming it here imports nothing.
 BACKENDS: dict[str, str] = {
+    "torch": "edgefer.convert.torch_backend:TorchBackend",
     "onnxruntime": "edgefer.runtime.onnxruntime_backend:OnnxRuntimeBackend",
     "openvino": "edgefer.runtime.openvino_backend:OpenVinoBackend",
     "tensorrt": "edgefer.runtime.tensorrt_backend:TensorRtBackend",
@@ -24,10 +25,12 @@ SUFFIXES: dict[str, str] = {
     ".xml": "openvino",
     ".engine": "tensorrt",
     ".plan": "tensorrt",
+    ".safetensors": "torch",
 }
 
 #: backend -> the artifact suffixes it reads, and the `edgefer convert --to` target that makes one
 READS: dict[str, tuple[tuple[str, ...], str]] = {
+    "torch": ((".safetensors",), ""),
     "onnxruntime": ((".onnx",), "onnx"),
     "openvino": ((".xml", ".onnx"), "openvino"),
     "tensorrt": ((".engine", ".plan"), "tensorrt"),
@@ -98,6 +101,9 @@ def check_readable(path: Path, backend: str) -> None:
     if backend not in READS:
         backend_class(backend)  # raises: unknown backend
     suffixes, target = READS[backend]
+    if path.suffix.lower() not in suffixes and not target:
+        raise ModelError(f"{path}: {backend} reads {' or '.join(suffixes)} weights (written by edgefer train; "
+                         f"the bundled models ship them), not {path.suffix or 'this file'}")
     if path.suffix.lower() not in suffixes:
         raise ModelError(f"{path}: {backend} reads {' or '.join(suffixes)} files, not {path.suffix or 'this file'}; "
                          f"make one with: edgefer convert MODEL --to {target} --out DIR "

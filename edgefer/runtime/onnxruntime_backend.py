@@ -105,14 +105,20 @@ class OnnxRuntimeBackend(Backend):
         self._bind = device == "cpu" and _plain_logits(self.session, spec.output_name, self._classes)
         self._local = threading.local()
 
-    def run(self, pixels: np.ndarray) -> np.ndarray:
-        if (self._bind and 0 < len(pixels) <= BOUND_BATCH_MAX and pixels.dtype == np.float32
-                and pixels.shape[1:] == self.spec.input_shape):
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        session = self.session
+        if session is None:  # closed by another thread meanwhile
+            self._raise_closed()
+        if self._bind and 0 < len(pixels) <= BOUND_BATCH_MAX:
             binding, bound_pixels, logits = self._local.__dict__.get(len(pixels)) or self._bound(len(pixels))
             np.copyto(bound_pixels, pixels)
-            self.session.run_with_iobinding(binding)
+            session.run_with_iobinding(binding)
             return logits.copy()
-        return self.session.run(self._outputs, {self.spec.input_name: pixels})[0]
+        return session.run(self._outputs, {self.spec.input_name: pixels})[0]
+
+    def _release(self) -> None:
+        self.session = None
+        self._local = threading.local()  # drops every thread's bindings with it
 
     def _bound(self, batch: int) -> tuple:
         """This thread's (binding, input buffer, output buffer) for ``batch`` images, made on first use."""

@@ -91,16 +91,12 @@ class OpenVinoBackend(Backend):
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def run(self, pixels: np.ndarray) -> np.ndarray:
-        if pixels.ndim != 4 or pixels.shape[1:] != self.spec.input_shape:
-            raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self.spec.input_shape))}), "
-                             f"got {pixels.shape}")
-        if 0 < len(pixels) <= BOUND_BATCH_MAX and pixels.dtype == np.float32:
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        if 0 < len(pixels) <= BOUND_BATCH_MAX:
             request, bound_pixels = self._local.__dict__.get(len(pixels)) or self._bound(len(pixels))
             np.copyto(bound_pixels, pixels)
             request.infer(share_outputs=True)  # the result dict holds views; one copy below, none there
             return request.get_output_tensor(0).data.copy()
-        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         results = self._request().infer({0: pixels}, share_inputs=True, share_outputs=False)
         return results[0]
 
@@ -110,7 +106,7 @@ class OpenVinoBackend(Backend):
         ov = _ov()
         with self._lock:
             if self.compiled is None:
-                raise BackendUnavailable(f"{self.path}: the OpenVINO backend is closed")
+                self._raise_closed()
             request = self.compiled.create_infer_request()
         pixels = np.empty((batch, *self.spec.input_shape), np.float32)
         request.set_input_tensor(ov.Tensor(pixels, shared_memory=True))
@@ -124,11 +120,11 @@ class OpenVinoBackend(Backend):
         if request is None:
             with self._lock:
                 if self.compiled is None:
-                    raise BackendUnavailable(f"{self.path}: the OpenVINO backend is closed")
+                    self._raise_closed()
                 request = local.request = self.compiled.create_infer_request()
         return request
 
-    def close(self) -> None:
+    def _release(self) -> None:
         with self._lock:
             self.compiled = None
             self._local = threading.local()  # drops every thread's request with it

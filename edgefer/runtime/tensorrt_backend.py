@@ -238,11 +238,13 @@ class TensorRtBackend(Backend):
         """(min, opt, max) batch of the engine's optimisation profile."""
         return self._io.batch
 
-    def run(self, pixels: np.ndarray) -> np.ndarray:
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self._infer(pixels)[0]
 
     def run_timed(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         """Logits plus the GPU-measured milliseconds of host-to-device copy, compute and device-to-host copy."""
+        self.check_open()
+        self.check_input(pixels)
         return self._infer(pixels)
 
     def close(self) -> None:
@@ -280,8 +282,7 @@ class TensorRtBackend(Backend):
         return worker
 
     def _infer(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        if self._closed:
-            raise EdgeferError(f"{self.path}: the TensorRT backend is closed")
+        self.check_open()
         self._check(pixels)
         with self._pushed():
             try:

@@ -166,15 +166,6 @@ def test_thread_count_and_device_names(irs):
             OpenVinoBackend(irs["p12-s", "fp32"], device="gpu")
 
 
-def test_wrong_input_shape_and_closed_backend(irs):
-    backend = OpenVinoBackend(irs["p12-s", "fp32"])
-    with pytest.raises(InputError, match="shaped"):
-        backend.run(np.zeros((2, 84, 84), np.float32))
-    backend.close()
-    with pytest.raises(BackendUnavailable, match="closed"):
-        backend.run(np.zeros((1, 1, 84, 84), np.float32))
-
-
 def copy_ir(xml, folder, xml_bytes=None, bin_bytes=None):
     """A copy of an IR in ``folder`` with its .xml or .bin replaced (None keeps the original, b"-" drops)."""
     target = folder / "model.xml"
