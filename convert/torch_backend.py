@@ -46,7 +46,7 @@ class TorchBackend(Backend):
             module, stored = load_weights(model)
             spec, path = spec or stored, Path(model)
         if precision not in DTYPES:
-            raise InputError(f"torch precision {precision!r} unknown, expected one of {', '.join(DTYPES)}")
+            raise BackendUnavailable(f"{path}: the torch backend runs {', '.join(DTYPES)}, not {precision!r}")
         self.path = path
         self._device = _torch_device(device)
         self._dtype = DTYPES[precision]

@@ -59,7 +59,7 @@ def backend_class(name: str) -> type[Backend]:
 
 #: Backends that can be asked for a compute precision at load (``precision=``); the others run their
 #: artifact's precision, and a request for another one is refused.
-SETS_PRECISION = {"openvino"}
+SETS_PRECISION = {"openvino", "torch"}
 
 
 def open_backend(path: str | os.PathLike, backend: str | None = None, *, threads: int | None = None,
