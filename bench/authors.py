@@ -24,6 +24,8 @@ class AuthorsRow:
     threads: int
     tf_ms: float  # per image
     ort_ms: float  # per image, bare ONNX Runtime session, same run
+    edgefer: str = ""  # e.g. "edgefer openvino bf16": Recognizer.classify timed in the same blocks
+    edgefer_ms: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -48,12 +50,17 @@ class AuthorsTiming:
         parts = []
         for row in filter(None, (self.at(1), self.at(2))):
             threads = f"{row.threads} thread{'s' if row.threads > 1 else ''}"
+            ours = ""
             if row.batch == 1:
+                if row.edgefer_ms:
+                    ours = f", {row.edgefer} {row.edgefer_ms * 1e3:.0f} µs ({row.tf_ms / row.edgefer_ms:.1f}×)"
                 parts.append(f"batch 1, {threads}: TF {row.tf_ms * 1e3:.0f} µs vs bare ONNX Runtime "
-                             f"{row.ort_ms * 1e3:.0f} µs per image ({row.speedup:.1f}×)")
+                             f"{row.ort_ms * 1e3:.0f} µs per image ({row.speedup:.1f}×){ours}")
             else:
+                if row.edgefer_ms:
+                    ours = f", {row.edgefer} {1e3 / row.edgefer_ms:,.0f} ({row.tf_ms / row.edgefer_ms:.1f}×)"
                 parts.append(f"batch {row.batch}, {threads}: TF {1e3 / row.tf_ms:,.0f} vs bare ONNX Runtime "
-                             f"{1e3 / row.ort_ms:,.0f} images/s ({row.speedup:.1f}×)")
+                             f"{1e3 / row.ort_ms:,.0f} images/s ({row.speedup:.1f}×){ours}")
         return (f"the authors' TensorFlow graph timed in one run with a bare ONNX Runtime session "
                 f"(tools/time_authors_graph.py, {self.method}) on {self.cpu} ({self.host}): " + "; ".join(parts))
 
@@ -66,7 +73,9 @@ def read_authors_timing(path: str | os.PathLike) -> AuthorsTiming:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} file")
         rows = tuple(AuthorsRow(str(r["model"]), int(r["batch"]), int(r["threads"]), float(r["tf_ms_per_image"]),
-                                float(r["ort_ms_per_image"])) for r in data["results"])
+                                float(r["ort_ms_per_image"]), str(r.get("edgefer", "")),
+                                float(r["edgefer_ms_per_image"]) if r.get("edgefer_ms_per_image") else None)
+                     for r in data["results"])
         if not rows or any(r.tf_ms <= 0 or r.ort_ms <= 0 for r in rows):
             raise ValueError("no positive timings")
     except FileNotFoundError:

@@ -3,8 +3,11 @@
 The speed-up of edgefer over the authors' graph is only meaningful when both sides are timed on the same
 machine in the same run: this script times them block after block (TF, ORT, TF, ORT, ...) at batch 1 on
 one thread and at batch 256 on ``--throughput-threads`` threads, and writes the medians as JSON for
-``edgefer report --authors FILE``. Needs tensorflow (not an edgefer dependency), onnxruntime and
-opencv in one environment, e.g. a throwaway one:
+``edgefer report --authors FILE``. ``--edgefer-backend B --edgefer-precision P`` adds a third contender
+to the same blocks: ``Recognizer(..., backend=B, precision=P).classify`` on the same batch, i.e. edgefer's
+path end to end (input checks and softmax included), e.g. OpenVINO in bf16 or int8 where the CPU has it.
+Needs tensorflow (not an edgefer dependency), onnxruntime and opencv (and openvino for that backend) in
+one environment, e.g. a throwaway one; edgefer's runtime is imported from this checkout:
 
     python -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu onnxruntime opencv-python-headless"<5"
     /tmp/tfenv/bin/python tools/time_authors_graph.py --models CLONE/Models --json authors.json
@@ -23,6 +26,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests" / "reference"))
+sys.path.insert(1, str(REPO_ROOT))  # edgefer's runtime, for --edgefer-backend
 
 import make_authors_reference as authors  # noqa: E402  (sets TF's thread and log settings first)
 import numpy as np  # noqa: E402
@@ -75,6 +79,15 @@ def onnxruntime_call(key: str, batch: np.ndarray, threads: int):
     return lambda: session.run(None, feed)
 
 
+def edgefer_call(key: str, batch: np.ndarray, threads: int, backend: str, precision: str | None, model: str | None):
+    """edgefer's own path on ``batch``: Recognizer.classify on ``backend`` in ``precision``; and what ran."""
+    from edgefer import Recognizer
+
+    recognizer = Recognizer(model or f"microexpnet-{key}", backend=backend, threads=threads, precision=precision)
+    label = f"edgefer {recognizer.backend.name} {recognizer.backend.precision}"
+    return (lambda: recognizer.classify(batch)), label
+
+
 def cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -95,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200, help="calls per block at batch 1 (fewer at batch 256)")
     parser.add_argument("--batches", default="1,256")
     parser.add_argument("--throughput-threads", type=int, default=2, help="threads for batches above 1")
+    parser.add_argument("--edgefer-backend", help="also time Recognizer.classify on this backend")
+    parser.add_argument("--edgefer-precision", help="... asking it for this precision (e.g. bf16)")
+    parser.add_argument("--edgefer-model", help="... on this artifact (default: the bundled model)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -104,16 +120,24 @@ def main(argv: list[str] | None = None) -> int:
             threads = 1 if batch_size == 1 else args.throughput_threads
             batch = rng.integers(0, 256, (batch_size, authors.SIDE, authors.SIDE)).astype(np.float32)
             tf_call, sess = tensorflow_call(args.models, key, batch, threads)
-            calls = max(2, args.calls // batch_size)
-            medians = alternating_blocks({"tf": tf_call, "ort": onnxruntime_call(key, batch, threads)},
-                                         args.blocks, calls)
+            contenders = {"tf": tf_call, "ort": onnxruntime_call(key, batch, threads)}
+            label = ""
+            if args.edgefer_backend:
+                contenders["edgefer"], label = edgefer_call(key, batch, threads, args.edgefer_backend,
+                                                            args.edgefer_precision, args.edgefer_model)
+            medians = alternating_blocks(contenders, args.blocks, max(2, args.calls // batch_size))
             sess.close()
-            tf_ms, ort_ms = medians["tf"] * 1e3 / batch_size, medians["ort"] * 1e3 / batch_size
-            rows.append({"model": f"microexpnet-{key}", "batch": batch_size, "threads": threads,
-                         "tf_ms_per_image": tf_ms, "ort_ms_per_image": ort_ms, "speedup": tf_ms / ort_ms})
-            print(f"microexpnet-{key} batch {batch_size}, {threads} thread(s): authors' TensorFlow "
-                  f"{tf_ms * 1e3:.1f} us/image, bare ONNX Runtime {ort_ms * 1e3:.1f} us/image: {tf_ms / ort_ms:.1f}x "
-                  f"(medians of {args.blocks} alternating blocks)")
+            per_image = {name: seconds * 1e3 / batch_size for name, seconds in medians.items()}
+            tf_ms, ort_ms = per_image["tf"], per_image["ort"]
+            row = {"model": f"microexpnet-{key}", "batch": batch_size, "threads": threads,
+                   "tf_ms_per_image": tf_ms, "ort_ms_per_image": ort_ms, "speedup": tf_ms / ort_ms}
+            text = (f"microexpnet-{key} batch {batch_size}, {threads} thread(s): authors' TensorFlow "
+                    f"{tf_ms * 1e3:.1f} us/image, bare ONNX Runtime {ort_ms * 1e3:.1f} us/image: {tf_ms / ort_ms:.1f}x")
+            if label:
+                row.update(edgefer=label, edgefer_ms_per_image=per_image["edgefer"])
+                text += f"; {label} {per_image['edgefer'] * 1e3:.1f} us/image: {tf_ms / per_image['edgefer']:.1f}x"
+            rows.append(row)
+            print(text + f" (medians of {args.blocks} alternating blocks)")
     if args.json:
         cpu = authors_cpu()
         data = {"schema": SCHEMA, "cpu": cpu, "cpu_flags": cpu_flags(), "host": platform.node(),

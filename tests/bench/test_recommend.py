@@ -105,6 +105,8 @@ def test_report_takes_the_authors_graph_timed_in_one_run(run, tmp_path):
     assert "authors' TF ms (measured)" in markdown and "fallback" not in markdown
     assert f"{timing.at(1).tf_ms:.3f}" in markdown  # the measured figure, not the constant
     assert f"({timing.at(1).speedup:.1f}×)" in markdown and f"({timing.at(256).speedup:.1f}×)" in markdown
+    edgefer = timing.at(256)  # Recognizer.classify timed in the same blocks (--edgefer-backend)
+    assert edgefer.edgefer.startswith("edgefer openvino") and f"({edgefer.tf_ms / edgefer.edgefer_ms:.1f}×)" in markdown
     plain = cli("report", run[0], "--out", tmp_path / "plain", "--no-plot")
     assert "authors' TF ms (fallback constant)" in plain.output and "0.392" in plain.output
 
