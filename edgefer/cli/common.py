@@ -67,7 +67,14 @@ def interrupted(what: str = "") -> typer.Exit:
 
 
 class ProgressBars:
-    """Progress bars on stderr (rich, imported when they open): description, bar, count, time elapsed and left."""
+    """Progress bars on stderr (rich, imported when they open): description, bar, count, time elapsed and left.
+
+    ``rate`` adds a column of each bar's ``rate`` field with that unit (e.g. "frames/s"); ``transient`` bars
+    vanish when they close.
+    """
+
+    def __init__(self, *, rate: str = "", transient: bool = False) -> None:
+        self._rate, self._transient = rate, transient
 
     def __enter__(self) -> ProgressBars:
         from rich.console import Console
@@ -80,9 +87,10 @@ class ProgressBars:
             TimeRemainingColumn,
         )
 
-        self._progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
+        rate = [TextColumn("{task.fields[rate]:.0f} " + self._rate)] if self._rate else []
+        self._progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), *rate,
                                   TimeElapsedColumn(), TextColumn("elapsed, left"), TimeRemainingColumn(),
-                                  console=Console(stderr=True))
+                                  console=Console(stderr=True), transient=self._transient)
         self._progress.start()
         return self
 
@@ -90,7 +98,9 @@ class ProgressBars:
         self._progress.stop()
 
     def bar(self, description: str, total: int | None = None, completed: int = 0) -> Bar:
-        return Bar(self._progress, self._progress.add_task(description[:44], total=total, completed=completed))
+        fields = {"rate": 0.0} if self._rate else {}
+        return Bar(self._progress, self._progress.add_task(description[:44], total=total, completed=completed,
+                                                           **fields))
 
 
 class Bar:
@@ -105,8 +115,8 @@ class Bar:
     def doing(self, what: str) -> None:
         self._progress.update(self._task, description=what[:44])
 
-    def advance(self, steps: int = 1) -> None:
-        self._progress.update(self._task, advance=steps)
+    def advance(self, steps: int = 1, rate: float | None = None) -> None:
+        self._progress.update(self._task, advance=steps, **({"rate": rate} if rate is not None else {}))
 
     def update(self, completed: int, description: str | None = None) -> None:
         self._progress.update(self._task, completed=completed,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from edgefer.cli.common import ProgressBars
 from edgefer.errors import InputError
 
 
@@ -69,26 +70,20 @@ class _Progress:
     """A progress bar with frames/s on stderr, for video files when stderr is a terminal."""
 
     def __init__(self, video):
-        self._bar = None
-        if video.camera or not sys.stderr.isatty():
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("{task.fields[fps]:.0f} frames/s"), TimeRemainingColumn(),
-                             console=Console(stderr=True), transient=True)
-        self._task = self._bar.add_task(Path(video.name).name, total=video.frame_count or None, fps=0.0)
+        self._bars = self._bar = None
+        if not video.camera and sys.stderr.isatty():
+            self._bars = ProgressBars(rate="frames/s", transient=True)
+            self._name, self._total = Path(video.name).name, video.frame_count or None
 
     def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.__enter__()
+        if self._bars is not None:
+            self._bar = self._bars.__enter__().bar(self._name, total=self._total)
         return self
 
     def advance(self, fps: float) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, fps=fps)
+            self._bar.advance(rate=fps)
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+        if self._bars is not None:
+            self._bars.__exit__(*exc)
