@@ -12,6 +12,7 @@ from edgefer.bench.records import BenchResult
 from edgefer.bench.table import machine_labels
 from edgefer.errors import BackendUnavailable
 from edgefer.fileio import atomic_path
+from edgefer.textsafe import plot_label
 
 
 def _pyplot():
@@ -52,7 +53,7 @@ def plot_latency(results: Sequence[BenchResult], path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=120)
     for label, points in _series(results).items():
         xs, ys = zip(*sorted(points), strict=True)
-        axes.plot(xs, ys, marker="o", label=label)
+        axes.plot(xs, ys, marker="o", label=plot_label(label))  # machine names come from result files
     for (label, points), style in zip(_paper_series().items(), ("--", ":", "-."), strict=True):
         xs, ys = zip(*sorted(points), strict=True)
         axes.plot(xs, ys, linestyle=style, marker="x", color="gray", label=label)

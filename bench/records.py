@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgefer.bench.harness import Timing
 from edgefer.bench.machine import Machine
+from edgefer.bench.result_check import LatencyFields, RunFields, check_fields, check_value, load_result_json
 from edgefer.errors import InputError
 from edgefer.fileio import atomic_write_text
 
@@ -148,18 +149,34 @@ class BenchResult:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
+def check_result(path: Path, data: dict) -> None:
+    """The fields of a schema-1 result that its readers use, checked (InputError naming file and field)."""
+    check_fields(path, data.get("machine"), Machine, "machine")
+    records = data.get("records")
+    if not isinstance(records, list):
+        raise InputError(f"{path}: field records: expected a list, got {type(records).__name__}")
+    for index, record in enumerate(records):
+        where = f"records[{index}]"
+        check_fields(path, record, Record, where, skip=("timing",))
+        if record["status"] not in STATUSES:
+            raise InputError(f"{path}: field {where}.status: {record['status']!r}, "
+                             f"expected one of {', '.join(STATUSES)}")
+        if record.get("latency_ms") and record.get("run"):
+            check_fields(path, record["latency_ms"], LatencyFields, f"{where}.latency_ms")
+            check_fields(path, record["run"], RunFields, f"{where}.run")
+    check_value(path, data.get("options", {}), dict[str, object], "options")
+    check_value(path, data.get("wall_seconds", 0.0), float, "wall_seconds")
+
+
 def read_result(path: str | os.PathLike) -> BenchResult:
-    """A schema-1 result file; InputError naming the file when it is not one."""
+    """A schema-1 result file, read as untrusted input (``result_check``); InputError naming the file (and the
+    field) when it is not one."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such result file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not a readable bench result ({err})") from None
+    data = load_result_json(path)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise InputError(f"{path}: not an edgefer bench result of schema {SCHEMA} (found {found!r})")
+    check_result(path, data)
     try:
         machine = Machine.from_dict(data["machine"])
         records = [Record.from_dict(r) for r in data["records"]]

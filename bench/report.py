@@ -13,7 +13,8 @@ from edgefer.bench.authors import AuthorsTiming
 from edgefer.bench.records import BenchResult, read_result
 from edgefer.bench.table import Table, Value, backends_table, frames_table, latency_table, throughput_table
 from edgefer.errors import InputError
-from edgefer.fileio import atomic_write_text, csv_cell
+from edgefer.fileio import atomic_write_text, check_output_folder, csv_cell
+from edgefer.textsafe import markdown_cell
 
 LIBRARIES = ("onnxruntime", "openvino", "torch", "tensorrt")
 RECORD_COLUMNS = ("machine", "model", "backend", "device", "precision", "runtime_precision", "batch", "threads",
@@ -83,10 +84,10 @@ def _loads(start: list[float], end: list[float]) -> str:
 
 
 def render_markdown(table: Table) -> str:
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = [f"## {table.title}", "", "| " + " | ".join(escape(h) for h in table.headers) + " |",
+    """The table in Markdown; every cell, header and note escaped (``textsafe.markdown_cell``): machine and model
+    names come from result files, which anyone can write."""
+    escape = markdown_cell
+    lines = [f"## {escape(table.title)}", "", "| " + " | ".join(escape(h) for h in table.headers) + " |",
              "| " + " | ".join("---:" if i in table.numeric else "---" for i in range(len(table.headers))) + " |"]
     lines += ["| " + " | ".join(escape(v.text) for v in row) + " |" for row in table.rows]
     if table.notes:
@@ -97,7 +98,7 @@ def render_markdown(table: Table) -> str:
 def render_csv(table: Table) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table.headers)
+    writer.writerow([csv_cell(h) for h in table.headers])  # headers hold machine names
     for row in table.rows:
         writer.writerow([csv_cell(v.number if v.number is not None else v.text) for v in row])
     return buffer.getvalue()
@@ -132,8 +133,7 @@ def records_csv(results: Sequence[BenchResult]) -> str:
 
 def write_report(report: Report, out: Path, plot: bool = True) -> list[Path]:
     """report.md, latency.csv, throughput.csv (when measured), records.csv and latency.png in ``out``."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
+    check_output_folder(out)
     written = []
     if plot:
         from edgefer.bench.plot import plot_latency

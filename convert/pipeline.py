@@ -15,7 +15,7 @@ from edgefer.convert.calibration import calibration_and_validation, labelled_spl
 from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio, compare, infer
 from edgefer.convert.sources import Source, load_source
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
-from edgefer.fileio import cache_dir, fsync_dir, fsync_file, make_staging_dir
+from edgefer.fileio import cache_dir, check_output_folder, fsync_dir, fsync_file, make_staging_dir
 from edgefer.limits import check_batch
 from edgefer.runtime.loader import open_backend
 from edgefer.spec import FORMAT_PRECISIONS, FORMATS, PRECISIONS
@@ -80,8 +80,7 @@ def validate(request: ConvertRequest) -> None:
     if request.name is not None and not NAME_PATTERN.fullmatch(request.name):
         raise InputError(f"--name {request.name!r}: expected letters, digits, '-', '_' or '.', "
                          "not starting with '.' (it becomes the start of each file name)")
-    if request.out.exists() and not request.out.is_dir():
-        raise InputError(f"{request.out}: exists and is not a folder")
+    check_output_folder(request.out)
     if "openvino" in request.formats:
         _require("openvino")
     if request.precision == "bf16":

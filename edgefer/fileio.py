@@ -124,9 +124,29 @@ def last_line(path: str | os.PathLike, limit: int = 300) -> str:
 
 def csv_cell(value: object) -> object:
     """A value as a CSV cell: floats to 6 significant digits (not float32 noise like 0.09400000423192978),
-    None and the tables' "-" as an empty cell."""
+    None and the tables' "-" as an empty cell; text made safe for a spreadsheet (``textsafe.csv_safe``:
+    control characters escaped, formula prefixes neutralised)."""
+    from edgefer.textsafe import csv_safe
+
     if value is None or value == "-":
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, str):
+        return csv_safe(value)
     return value
+
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """``path`` if it is, or can become, a folder: refused (InputError) when it is a file, or lies under one
+    (``--out file/sub``), before any work is done. The nearest part of the path that exists decides."""
+    from edgefer.errors import InputError
+
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.is_dir():
+            return path
+        if part.exists() or part.is_symlink():
+            problem = "exists and is not a folder" if part == path else f"cannot be a folder: {part} is a file"
+            raise InputError(f"{path}: {problem}")
+    return path

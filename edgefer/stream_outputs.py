@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.errors import InputError
-from edgefer.fileio import fsync_dir
+from edgefer.fileio import csv_cell, fsync_dir
 from edgefer.imagefile import opencv
 from edgefer.runtime.stream import FrameFaces
 
@@ -52,11 +52,12 @@ class CsvLog:
         except OSError as err:
             raise InputError(f"--csv {self.path}: cannot be written ({err.strerror})") from None
         self._writer = csv.writer(self._file)
-        self._writer.writerow(["frame", "time", "face_id", "x", "y", "w", "h", "label", *self.labels])
+        self._writer.writerow(["frame", "time", "face_id", "x", "y", "w", "h", "label",
+                               *map(csv_cell, self.labels)])  # labels come from the model's files
 
     def write(self, result: FrameFaces) -> None:
         for face in result.faces:
-            self._writer.writerow([result.index, f"{result.time:.6f}", face.id, *face.box, face.label,
+            self._writer.writerow([result.index, f"{result.time:.6f}", face.id, *face.box, csv_cell(face.label),
                                    *(f"{face.scores[label]:.6f}" for label in self.labels)])
 
     def close(self) -> None:

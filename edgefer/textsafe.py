@@ -9,20 +9,18 @@ goes through one of these:
   overrides) become visible ``\\xNN`` / ``\\uNNNN`` escapes;
 - ``markdown_cell``: Markdown tables (which render as HTML): printable, then HTML and Markdown
   punctuation escaped;
-- ``csv_cell``: CSV cells: printable, then OWASP's rule against formula injection (a text cell starting
-  with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading ``'``); numbers are kept;
+- ``csv_safe`` (through ``edgefer.fileio.csv_cell``, which every CSV writer uses): printable, then
+  OWASP's rule against formula injection (a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or
+  carriage return gets a leading ``'``); numbers are kept;
 - ``plot_label``: matplotlib text: printable, with ``$`` escaped (mathtext);
 - ``json_text``: JSON without bare NaN or Infinity (not JSON): non-finite floats become null.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
-from collections.abc import Iterable
 
 #: C0 and C1 controls, DEL, and the Unicode format characters that reorder or hide text.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -49,22 +47,10 @@ def markdown_cell(text: object) -> str:
     return _MARKDOWN.sub(r"\\\1", safe)
 
 
-def csv_cell(value: object) -> object:
-    """A CSV value: numbers and None as they are; text printable and, when a spreadsheet would read it as a
-    formula, prefixed with ``'`` (OWASP CSV injection)."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    text = str(value)
+def csv_safe(text: str) -> str:
+    """Text for a CSV cell: printable and, when a spreadsheet would read it as a formula, prefixed with
+    ``'`` (OWASP CSV injection). ``edgefer.fileio.csv_cell`` applies it to every text cell."""
     return printable("'" + text if text.startswith(_FORMULA_START) else text)
-
-
-def csv_text(rows: Iterable[Iterable[object]]) -> str:
-    """Rows as CSV text, every cell through ``csv_cell``."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
-    return buffer.getvalue()
 
 
 def plot_label(text: object) -> str:

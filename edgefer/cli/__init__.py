@@ -73,19 +73,17 @@ def main() -> None:
         code = fail(err.format_message() + where, err.exit_code).exit_code
     except click.exceptions.ClickException as err:
         code = fail(err.format_message(), err.exit_code).exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("edgefer: interrupted", err=True)
         code = interrupt.exit_code()
     except EdgeferError as err:
         if debug:
             raise
         code = fail(str(err), err.exit_code).exit_code
-    except KeyboardInterrupt:
-        code = interrupt.exit_code()
     except Exception as err:  # noqa: BLE001 - a bug: still one line, the traceback on request
         if debug:
             raise
         code = fail(f"internal error: {type(err).__name__}: {err} (EDGEFER_DEBUG=1 shows the traceback)", 1).exit_code
-    if interrupt.terminated() or code == EXIT_INTERRUPTED:
-        typer.echo("edgefer: interrupted" + (" (SIGTERM)" if interrupt.terminated() else ""), err=True)
+    if code == EXIT_INTERRUPTED or interrupt.terminated():  # Typer turns Ctrl-C into exit 130 silently
         code = interrupt.exit_code()
     sys.exit(code if isinstance(code, int) else 0)

@@ -31,6 +31,7 @@ from edgefer.cli.common import (
     interrupted,
     needs_extra,
 )
+from edgefer.fileio import check_output_folder
 from edgefer.limits import check_options
 
 train_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -120,6 +121,7 @@ def teacher(
 def _run(train, run, threads: int | None, out: Path) -> None:
     import torch
 
+    check_output_folder(out)  # before the progress bars start
     if threads:
         torch.set_num_threads(threads)
     try:

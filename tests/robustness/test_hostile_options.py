@@ -18,10 +18,11 @@ import pytest
 
 from edgefer import Recognizer
 from edgefer.errors import InputError, QualityError
+from edgefer.fileio import csv_cell
 from edgefer.limits import MAX_BATCH, check_options, check_threads, max_threads
 from edgefer.runtime.loader import open_backend
 from edgefer.runtime.recognizer import CLASSIFY_CHUNK, Face
-from edgefer.textsafe import csv_cell, json_text, markdown_cell, plot_label, printable
+from edgefer.textsafe import json_text, markdown_cell, plot_label, printable
 from edgefer.zoo import resolve_artifact
 
 
@@ -206,7 +207,7 @@ def test_csv_formula_prefixes_are_neutralised(text):
 
 
 def test_csv_numbers_and_markdown_and_plot_labels():
-    assert csv_cell(-1.5) == -1.5 and csv_cell(3) == 3 and csv_cell(None) is None
+    assert csv_cell(-1.5) == "-1.5" and csv_cell(3) == 3 and csv_cell(None) == ""
     assert csv_cell("p12-xxs") == "p12-xxs"
     cell = markdown_cell("x|y<img src=x onerror=alert(1)>[l](javascript:x)*b*\n# h")
     assert "|" not in cell.replace("\\|", "") and "<" not in cell and "\n" not in cell

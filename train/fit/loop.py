@@ -4,7 +4,7 @@ Batches are drawn from tensors in memory by a dedicated, seeded ``torch.Generato
 permutation per epoch; the last, smaller batch is kept, as the authors did, unless it would hold a
 single item: that one joins the batch before, for BatchNorm's sake), so the batch order
 depends on the seed alone. A checkpoint is written at the end of every epoch, between steps every
-``checkpoint_seconds``, and when the run is interrupted (Ctrl-C, or KeyboardInterrupt raised by a
+``checkpoint_seconds``, and when the run is interrupted (Ctrl-C, SIGTERM, or KeyboardInterrupt raised by a
 hook): the loop finishes the step it is in, saves, then raises KeyboardInterrupt. Resuming restores
 model, optimiser, RNG states and the position in the epoch, so on CPU the final weights equal those
 of an uninterrupted run (same machine and thread count).
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgefer import interrupt
 from edgefer.errors import InputError
 from edgefer.train.fit.checkpoint import (
     TrainState,
@@ -258,22 +259,32 @@ def _deterministic() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _deferred_interrupt() -> Iterator[list[bool]]:
-    """First Ctrl-C: set a flag the loop checks between steps. A second one interrupts at once."""
+    """First Ctrl-C or SIGTERM: set a flag the loop checks between steps (it saves, then raises
+    KeyboardInterrupt; edgefer.interrupt remembers which signal, for the exit code). A second one
+    interrupts at once."""
     flag = [False]
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # installed outside Python: restore Python's default instead
-        previous = signal.default_int_handler
+    signals = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    previous = {}
+    for number in signals:
+        handler = signal.getsignal(number)
+        if handler is None:  # installed outside Python: restore Python's default instead
+            handler = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+        previous[number] = handler
 
-    def handler(signum, frame):
+    def deferred(signum, frame):
         flag[0] = True
-        signal.signal(signal.SIGINT, previous)
+        interrupt.note(signum)
+        for number in signals:
+            signal.signal(number, previous[number])
 
-    signal.signal(signal.SIGINT, handler)
+    for number in signals:
+        signal.signal(number, deferred)
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number in signals:
+            signal.signal(number, previous[number])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer.errors import BackendUnavailable
-from edgefer.fileio import atomic_path, atomic_write_text
+from edgefer.fileio import atomic_path, atomic_write_text, csv_cell
 
 
 class MetricsLog:
@@ -55,9 +55,9 @@ def write_confusion(matrix: np.ndarray, labels: Sequence[str], json_path: str | 
                            "matrix": matrix.tolist()})
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["true \\ predicted", *labels])
+    writer.writerow(["true \\ predicted", *map(csv_cell, labels)])  # labels come from folder names
     for label, row in zip(labels, matrix.tolist(), strict=True):
-        writer.writerow([label, *row])
+        writer.writerow([csv_cell(label), *row])
     atomic_write_text(csv_path, text.getvalue())
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from torch import nn
 
 from edgefer.errors import BackendUnavailable, InputError
+from edgefer.fileio import check_output_folder
 from edgefer.spec import LABELS, ModelSpec
 from edgefer.train.data.folds import FoldData, image_accuracy
 from edgefer.train.data.splits import save_split
@@ -34,8 +35,7 @@ class RunPaths:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
-            raise InputError(f"{self.root}: exists and is not a folder")
+        check_output_folder(self.root)
         self.config = self.root / "config.json"
         self.split = self.root / "split.json"
         self.checkpoint = self.root / "checkpoint.pt"

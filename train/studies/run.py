@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgefer.errors import InputError
+from edgefer.fileio import check_output_folder
 from edgefer.train.fit.reports import write_json
 from edgefer.train.studies.execute import LocalPool, RayPool, RunOutcome, execute
 from edgefer.train.studies.grid import StudySettings, Task, check_settings, tasks, teacher_logits
@@ -45,6 +46,7 @@ def claim_folder(s: StudySettings, study: Path) -> None:
             raise InputError(f"{study} holds a study started with other settings: {'; '.join(changed)}; "
                              "use another --out or the same settings")
         return
+    check_output_folder(study)
     if study.exists() and any(study.iterdir()):
         raise InputError(f"{study}: exists and is not a study folder (no study.json)")
     study.mkdir(parents=True, exist_ok=True)
