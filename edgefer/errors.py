@@ -2,7 +2,8 @@
 
 Each class carries the CLI exit code it maps to (documented in the README):
 0 ok, 1 internal error (a bug), 2 bad input or usage, 3 refused as unsafe, 4 a quality gate failed
-(parity, benchmark validity), 5 backend or environment unavailable or mismatched, 130 interrupted.
+(parity, benchmark validity), 5 backend or environment unavailable or mismatched, 130 interrupted,
+143 terminated (SIGTERM).
 """
 
 

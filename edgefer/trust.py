@@ -7,7 +7,9 @@ header; a TensorRT plan is executable code). So edgefer walks the bytes itself, 
 
 - ONNX: every length-delimited field of the protobuf must fit in the file (a truncated or garbage
   file is refused), and every ``external_data`` location must name a regular file inside the
-  model's own folder (no absolute path, no ``..``, no symlink leading out);
+  model's own folder (no absolute path, no ``..``, no symlink leading out, no hard link: a file
+  with more than one link is refused, as its other name may lie anywhere);
+- OpenVINO IR: the ``.bin`` beside the ``.xml`` follows the same rule (``check_beside``);
 - safetensors: the header is bounded, parsed and checked (dtypes, shapes, offsets contiguous from 0
   to the end of the file) before the safetensors library maps the file;
 - TensorRT plans: their sha256 must match the one ``edgefer convert`` wrote in the sidecar.
@@ -154,12 +156,32 @@ def check_external_location(model: Path, location: bytes) -> Path:
     if refused:
         raise UnsafeModelError(f"{model}: external data location {text!r} points outside the model's folder; "
                                "refused (edgefer only reads tensor data stored beside the model)")
+    return check_single_file(model, target, f"external data file {text!r}")
+
+
+def check_beside(model: Path, companion: Path, what: str) -> Path:
+    """``companion`` (an IR's .bin), refused unless it resolves inside ``model``'s folder and is a regular file
+    with one link: the rule external data follows."""
+    folder = Path(os.path.realpath(model.absolute().parent))
+    real = Path(os.path.realpath(companion.absolute()))
+    if real != folder and folder not in real.parents:
+        raise UnsafeModelError(f"{model}: {what} resolves to {real}, outside the model's folder; refused (edgefer "
+                               "only reads weights stored beside the model)")
+    return check_single_file(model, companion, what)
+
+
+def check_single_file(model: Path, target: Path, what: str) -> Path:
+    """``target`` if it is a regular file with a single link. A hard link is refused like a symlink: from inside
+    the folder it cannot be told apart from the file outside it that it shares (device and inode)."""
     try:
-        mode = os.stat(target).st_mode
+        info = os.stat(target)
     except OSError:
-        raise ModelError(f"{model}: external data file {text!r} is missing") from None
-    if not stat.S_ISREG(mode):
-        raise UnsafeModelError(f"{model}: external data {text!r} is not a regular file; refused")
+        raise ModelError(f"{model}: {what} is missing") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeModelError(f"{model}: {what} is not a regular file; refused")
+    if info.st_nlink > 1:
+        raise UnsafeModelError(f"{model}: {what} is a hard link ({info.st_nlink} names for one file), which may "
+                               "lead outside the model's folder; refused: copy the file instead")
     return target
 
 

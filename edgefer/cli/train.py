@@ -1,7 +1,7 @@
 """`edgefer train teacher|student`: the Typer sub-app (registered in edgefer.cli as ``train``).
 
 Torch is imported only when a command runs; without it the command says to install edgefer[train].
-Ctrl-C finishes the current step, saves the run and exits with 130; the same command resumes it.
+Ctrl-C finishes the current step, saves the run and exits with 130 (SIGTERM: 143); the same command resumes it.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer import trust
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import ModelSpec
@@ -141,7 +142,7 @@ def check_ir_files(path: str | os.PathLike) -> tuple[Path, Path]:
     if not head.startswith(b"<"):
         raise ModelError(f"{path}: not an OpenVINO IR (.xml): the file is not XML")
     weights = check_model_file(path.with_suffix(".bin"), f"the weights (.bin) of {path.name}")
-    return path, weights
+    return path, trust.check_beside(path, weights, f"weights file {weights.name!r}")
 
 
 def _device(device: str) -> str:
