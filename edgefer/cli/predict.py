@@ -90,7 +90,7 @@ def predict(
         results.append({"image": str(image), **about, "faces": [face.to_dict() for face in faces]})
         if not as_json:
             if header:
-                typer.echo(header)
+                typer.echo(printable(header))
                 header = ""
             _print_faces(str(image), faces, mode)
     if as_json:

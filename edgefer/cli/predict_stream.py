@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import typer
 
 from edgefer.cli.common import ProgressBars
 from edgefer.errors import InputError
+from edgefer.textsafe import json_text, printable
 
 
 def predict_streams(recognizer, model: str, videos: list[Path], camera: int | None, *, detect_every: int,
@@ -56,14 +56,14 @@ def _one(recognizer, model: str, video, detect_every: int, as_json: bool, csv_pa
             summary.add(result)
             progress.advance(fps)
             if as_json:
-                typer.echo(json.dumps({**about, **result.to_dict()}))
+                typer.echo(json_text({**about, **result.to_dict()}))
 
         try:
             run_stream(video, stream, csv_log=csv_log, annotated=annotated, on_frame=on_frame)
         finally:
             if not as_json:
                 for line in summary.lines():
-                    typer.echo(line)
+                    typer.echo(printable(line))  # labels come from the model's files
 
 
 class _Progress:
