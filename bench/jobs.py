@@ -39,6 +39,8 @@ class TimeJob:
     reference: str | None = None  # npz: validation pixels and PyTorch logits
     data: str | None = None  # npz: labelled face crops for the accuracy column
     allow_fallback: bool = False  # an ONNX Runtime GPU backend may run on CPU, labelled so
+    mode: str = "latency"  # or "throughput": in_flight requests at once
+    in_flight: int = 1
     kind: str = "time"
 
 

@@ -42,9 +42,16 @@ AUTHORS_TF_MACHINE = "authors' TF graph, 2-core AMD EPYC, 1 thread"
 _PRETRAINED_ROW = "p12-xxs"
 
 
+def network(model: str) -> str:
+    """The architecture of an edgefer model name: a bundled pretrained model (microexpnet-ck) is p12-xxs."""
+    from edgefer.zoo import PRETRAINED
+
+    return _PRETRAINED_ROW if model in PRETRAINED or model == "microexpnet" else model
+
+
 def paper_row(model: str) -> PaperRow | None:
     """The paper's row for an edgefer model name (canonical or bundled), or None when the paper has none."""
-    key = _PRETRAINED_ROW if model.startswith("microexpnet") else model
+    key = network(model)
     return next((row for row in PAPER_ROWS if row.model == key), None)
 
 

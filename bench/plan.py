@@ -12,14 +12,18 @@ from pathlib import Path
 
 from edgefer.bench.catalog import PRECISIONS, BenchBackend
 from edgefer.bench.harness import MIN_SAMPLES, TimingPlan
-from edgefer.bench.paper import paper_order, paper_row
+from edgefer.bench.paper import network, paper_order, paper_row
 from edgefer.bench.records import Record
-from edgefer.errors import InputError
+from edgefer.errors import InputError, ModelError
 from edgefer.limits import check_batch, check_number, check_threads
 
 DEFAULT_MODELS = ("inception-v3", "p12-m", "p12-s", "p12-xs", "microexpnet")
 #: Batch 1 is the paper's per-image latency; 256 measures throughput (not for heavy models by default).
 DEFAULT_BATCHES = (1, 256)
+#: latency: one request at a time (the paper's table); throughput: several in flight.
+MODES = ("latency", "throughput")
+#: The source a family member's seeded export names (edgefer.convert.sources: torch seed 0).
+RANDOM_SOURCE = "random initialisation (torch seed 0)"
 #: Models above this many parameters (the teacher) get the short plan and batch 1 unless told otherwise.
 HEAVY_PARAMS = 5_000_000
 
@@ -34,13 +38,25 @@ def heavy_plan(plan: TimingPlan) -> TimingPlan:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    name: str  # canonical: p12-xxs, inception-v3, microexpnet-ck
+    name: str  # canonical: p12-xxs, inception-v3, microexpnet-ck; a given file: its file name
     paper_name: str
     params: int
+    file: str = ""  # an artifact given with --models FILE: timed as it is, nothing is built
+    precision: str = ""  # that file's precision (its spec's)
+    source: str = ""  # the model that reproduces the file's weights in PyTorch, for parity ("" unknown)
 
     @property
     def heavy(self) -> bool:
         return self.params > HEAVY_PARAMS
+
+    def file_notes(self) -> dict[str, str]:
+        """What a record of a given file says about it: the file, and why its parity is n/a."""
+        if not self.file:
+            return {}
+        notes = {"file": self.file}
+        if not self.source:
+            notes["parity"] = "n/a: no source checkpoint is known for this file (its spec names none edgefer has)"
+        return notes
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ class BenchCell:
             params=self.model.params, device=self.backend.device, format=self.backend.format,
             artifact=Path(a.path).name if a and a.status == "written" else "",
             size_mb=round(a.size_bytes / 1e6, 4) if a and a.size_bytes else None,
-            build_seconds=a.build_seconds if a else None)
+            build_seconds=a.build_seconds if a else None, extra=self.model.file_notes())
 
 
 @dataclass(frozen=True)
@@ -95,8 +111,14 @@ class BenchRequest:
     allow_fallback: bool = False  # an ONNX Runtime GPU backend without its provider runs on CPU, labelled so
     frames: tuple[tuple[int, int], ...] = ()  # whole-frame cells (width, height); none by default
     detectors: tuple[str, ...] = ("blazeface",)
+    mode: str = "latency"  # "throughput": in_flight requests at once (benchmark_app's -hint throughput)
+    in_flight: int = 0  # requests in flight in throughput mode; 0: one per CPU core
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"--mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.in_flight < 0:
+            raise InputError(f"--in-flight {self.in_flight}: expected a positive number")
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad or not self.precisions:
             raise InputError(f"unknown precision {', '.join(bad) or '(none)'}: expected {', '.join(PRECISIONS)}")
@@ -126,6 +148,15 @@ class BenchRequest:
         return heavy_plan(self.plan) if model.heavy else self.plan
 
     @property
+    def requests_in_flight(self) -> int:
+        """1 in latency mode; in throughput mode --in-flight, or one request per CPU core."""
+        import os
+
+        if self.mode == "latency":
+            return 1
+        return self.in_flight or max(2, os.cpu_count() or 1)
+
+    @property
     def max_batch(self) -> int:
         return max((*(self.batches or ()), *DEFAULT_BATCHES))
 
@@ -134,28 +165,81 @@ class BenchRequest:
                 "batches": list(self.batches) if self.batches else None, "threads": list(self.threads),
                 "plan": asdict(self.plan), "heavy_plan": asdict(heavy_plan(self.plan)),
                 "timeout": self.timeout, "data": str(self.data) if self.data else None,
-                "frames": [f"{w}x{h}" for w, h in self.frames], "detectors": list(self.detectors)}
+                "frames": [f"{w}x{h}" for w, h in self.frames], "detectors": list(self.detectors),
+                "mode": self.mode, "in_flight": self.requests_in_flight}
 
 
 def resolve_models(names: tuple[str, ...]) -> list[ModelInfo]:
-    """Names or aliases -> models in the paper's row order (registry lookups only: no torch)."""
+    """Names, aliases or artifact files -> models in the paper's row order (no torch, no runtime)."""
+    from edgefer.artifact import artifact_format
     from edgefer.train.models.registry import canonical_name, list_models
 
     entries = {e.name: e for e in list_models()}
     models: dict[str, ModelInfo] = {}
     for name in names:
+        if artifact_format(name):
+            info = file_model(Path(name), {k: e.params for k, e in entries.items()})
+            models[info.file] = info
+            continue
         key = canonical_name(name)
         row = paper_row(key)
         models[key] = ModelInfo(key, row.name if row else key, entries[key].params)
     return sorted(models.values(), key=lambda m: (paper_order(m.name), -m.params))
 
 
+def file_model(path: Path, params: dict[str, int]) -> ModelInfo:
+    """A given artifact: named by its file, with its spec's network, precision and known source (if any)."""
+    from edgefer.artifact import read_spec
+    from edgefer.train.models.registry import canonical_name
+
+    spec = read_spec(path)
+    arch = spec.model.partition(":")[0]
+    try:
+        arch = canonical_name(arch)
+    except ModelError:  # a network the registry does not know: no parameter count, no source
+        arch = ""
+    row = paper_row(arch) if arch else None
+    return ModelInfo(path.name, row.name if row else (arch or spec.model or path.name),
+                     params.get(network(arch), 0), str(path), spec.precision, known_source(spec, arch))
+
+
+def known_source(spec, arch: str) -> str:
+    """The model whose PyTorch weights are the file's: a bundled checkpoint, or a family member's seeded
+    random initialisation (what `edgefer convert p12-s` exports); "" when unknown (parity is then n/a)."""
+    from edgefer.fileio import file_sha256
+    from edgefer.zoo import PRETRAINED
+
+    if spec.model in PRETRAINED:
+        bundled = PRETRAINED[spec.model]
+        if spec.source.startswith("authors' TensorFlow checkpoint") or \
+                spec.source_sha256 == file_sha256(bundled.safetensors):
+            return spec.model
+        return ""
+    if arch and spec.source == RANDOM_SOURCE:
+        return arch
+    return ""
+
+
+
 def cells_for(request: BenchRequest, model: ModelInfo, backend: BenchBackend) -> list[BenchCell]:
-    """Every cell of one (model, backend), ordered so each (precision, threads) loads once."""
+    """Every cell of one (model, backend), ordered so each (precision, threads) loads once; a given file runs
+    in its own precision, on the backends that read its format."""
+    if model.file and not reads_file(backend, model.file):
+        return []
     return [BenchCell(model, backend, precision, batch, threads)
-            for precision in request.precisions
+            for precision in ((model.precision,) if model.file else request.precisions)
             for threads in request.threads
             for batch in request.batches_for(model)]
+
+
+def reads_file(backend: BenchBackend, path: str) -> bool:
+    """Whether a bench backend runs this artifact file as it is (OpenVINO reads ONNX too)."""
+    from edgefer.artifact import artifact_format
+    from edgefer.runtime.loader import READS
+
+    suffixes, _ = READS.get(backend.runtime, ((), ""))
+    return backend.format != "safetensors" and Path(path).suffix.lower() in suffixes and (
+        artifact_format(path) == backend.format or backend.runtime == "openvino")
 
 
 def with_artifact(cell: BenchCell, artifact: ArtifactInfo | None) -> BenchCell:

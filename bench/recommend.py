@@ -71,9 +71,12 @@ def best_precision_table(results: Iterable[BenchResult]) -> Table | None:
     results = list(results)
     if not any(r.precision != "fp32" for result in results for r in result.records):
         return None
-    headers = ["machine", "model", "backend", "fp32 ms (b1)", "best ms (b1)", "speed-up", "fp32 img/s",
-               "best img/s", "speed-up", "parity of the best at b1"]
-    table = Table("Each backend at its best precision beside fp32", headers, numeric={3, 4, 5, 6, 7, 8})
+    headers = ["machine", "model", "backend", "fp32 ms (b1)", "best ms (b1)", "speed-up (fp32 ms ÷ best ms)",
+               "fp32 img/s", "best img/s", "speed-up (best img/s ÷ fp32 img/s)", "parity of the best at b1"]
+    table = Table("Each backend at its best precision beside fp32", headers, numeric={3, 4, 5, 6, 7, 8},
+                  description="Per machine, model and backend: fp32 beside the fastest precision that is valid, "
+                              "native and passed parity, at batch 1 (per-image median) and at the largest batch "
+                              "(images/s); a speed-up below 1 means that precision does not pay here.")
     for label, result in zip(machine_labels(results), results, strict=True):
         groups: dict[tuple[str, str], list[Record]] = {}
         for r in result.records:
@@ -93,7 +96,8 @@ def _speed(record: Record, goal: str) -> float:
 def _pair(records: list[Record], goal: str) -> list[Value]:
     """fp32's figure, the best usable precision's figure (with its name) and the speed-up of the best."""
     top = 1 if goal == "latency" else max((r.batch for r in records), default=1)
-    pool = [r for r in records if r.batch == top and usable(r) and (goal == "latency" or top > 1)]
+    pool = [r for r in records if r.batch == top and usable(r) and (goal == "latency" or top > 1)
+            and r.extra.get("mode", "latency") == "latency"]
     fp32 = max((r for r in pool if r.precision == "fp32"), key=lambda r: _speed(r, goal), default=None)
     best = max(pool, key=lambda r: _speed(r, goal), default=None)
 

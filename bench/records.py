@@ -95,6 +95,10 @@ class Record:
 
     @property
     def throughput_ips(self) -> float | None:
+        """Images per second: measured over the wall time in throughput mode (several requests in flight),
+        else batch x 1000 / mean ms per call."""
+        if "images_per_second" in self.extra:
+            return float(self.extra["images_per_second"])
         return self.batch * 1e3 / self.timing.mean if self.timing and self.timing.mean > 0 else None
 
     def to_dict(self) -> dict[str, object]:

@@ -11,7 +11,19 @@ from pathlib import Path
 
 from edgefer.bench.authors import AuthorsTiming
 from edgefer.bench.records import BenchResult, read_result
-from edgefer.bench.table import Table, Value, backends_table, frames_table, latency_table, throughput_table
+from edgefer.bench.table import (
+    Table,
+    Value,
+    backends_table,
+    distribution_table,
+    files_table,
+    frames_table,
+    latency_table,
+    machine_groups,
+    sizes_table,
+    speedup_table,
+    throughput_table,
+)
 from edgefer.errors import InputError
 from edgefer.fileio import atomic_write_text, check_output_folder, csv_cell
 from edgefer.textsafe import markdown_cell
@@ -27,11 +39,17 @@ RECORD_COLUMNS = ("machine", "model", "backend", "device", "precision", "runtime
 
 @dataclass
 class Report:
+    """One table per question: machines, sizes, latency at batch 1, speed-up, throughput, distribution, backends."""
+
     results: list[BenchResult]
     machines: Table
+    sizes: Table
     latency: Table
+    speedup: Table | None
     throughput: Table | None
+    distribution: Table | None
     backends: Table
+    files: Table | None = None
     best: Table | None = None  # each backend at its best precision beside fp32 (bench/recommend.py)
     frames: Table | None = None
 
@@ -42,21 +60,23 @@ class Report:
 
         if not results:
             raise InputError("no result files given")
-        return cls(list(results), machines_table(results), latency_table(results, authors=authors),
-                   throughput_table(results), backends_table(results), best_precision_table(results),
-                   frames_table(results))
+        return cls(list(results), machines_table(results), sizes_table(results),
+                   latency_table(results, authors=authors), speedup_table(results), throughput_table(results),
+                   distribution_table(results), backends_table(results), files_table(results),
+                   best_precision_table(results), frames_table(results))
 
     @property
     def tables(self) -> list[Table]:
         latency = self.latency if self.latency.rows else None  # a frames-only run has no model rows
-        return [t for t in (self.machines, latency, self.throughput, self.best, self.frames, self.backends)
-                if t is not None]
+        sizes = self.sizes if self.sizes.rows else None
+        backends = self.backends if self.backends.rows else None
+        return [t for t in (self.machines, self.files, sizes, latency, self.speedup, self.throughput,
+                            self.distribution, self.best, self.frames, backends) if t is not None]
 
-    def markdown(self, plot: str | None = None) -> str:
+    def markdown(self, plots: Sequence[str] = ()) -> str:
         parts = ["# edgefer bench", ""]
         parts += [render_markdown(table) for table in self.tables]
-        if plot:
-            parts.append(f"![latency vs parameters]({plot})\n")
+        parts += [f"![{Path(plot).stem}]({plot})\n" for plot in plots]
         return "\n".join(parts)
 
 
@@ -65,16 +85,22 @@ def read_results(paths: Sequence[str | os.PathLike]) -> list[BenchResult]:
 
 
 def machines_table(results: Sequence[BenchResult]) -> Table:
-    headers = ["machine", "cpu", "cores", "memory GB", "gpu", "driver", *LIBRARIES, "load start/end", "wall s"]
-    table = Table("Machines", headers, numeric={2, 3, len(headers) - 1})
-    for result in results:
-        m = result.machine
+    """One row per machine fingerprint (name, CPU, GPUs); several runs of one machine are one row."""
+    headers = ["machine", "cpu", "cores", "memory GB", "gpu", "driver", *LIBRARIES, "runs", "load start/end",
+               "wall s"]
+    table = Table("Machines", headers, numeric={2, 3, len(headers) - 3, len(headers) - 1},
+                  description="A machine is its host name (or --machine), CPU and GPUs: runs of the same one are "
+                              "merged into one set of columns. Libraries are the last run's; load is the 1-minute "
+                              "load average at the start and end of each run (other work inflates timings).")
+    for label, group in machine_groups(results):
+        m = group[-1].machine
         versions = [Value(m.libraries.get(lib) or "-") for lib in LIBRARIES]
-        table.rows.append([Value(m.name), Value(m.cpu), Value(str(m.cores), m.cores),
+        loads = "; ".join(_loads(r.machine.load_average, r.machine.load_average_end) for r in group)
+        wall = sum(r.wall_seconds for r in group)
+        table.rows.append([Value(label), Value(m.cpu), Value(str(m.cores), m.cores),
                            Value(f"{m.memory_gb:g}" if m.memory_gb else "-", m.memory_gb),
                            Value(", ".join(m.gpus) or "-"), Value(m.gpu_driver or "-"), *versions,
-                           Value(_loads(m.load_average, m.load_average_end)),
-                           Value(f"{result.wall_seconds:.0f}", result.wall_seconds)])
+                           Value(str(len(group)), len(group)), Value(loads), Value(f"{wall:.0f}", wall)])
     return table
 
 
@@ -87,7 +113,8 @@ def render_markdown(table: Table) -> str:
     """The table in Markdown; every cell, header and note escaped (``textsafe.markdown_cell``): machine and model
     names come from result files, which anyone can write."""
     escape = markdown_cell
-    lines = [f"## {escape(table.title)}", "", "| " + " | ".join(escape(h) for h in table.headers) + " |",
+    lines = [f"## {escape(table.title)}", ""] + ([escape(table.description), ""] if table.description else [])
+    lines += ["| " + " | ".join(escape(h) for h in table.headers) + " |",
              "| " + " | ".join("---:" if i in table.numeric else "---" for i in range(len(table.headers))) + " |"]
     lines += ["| " + " | ".join(escape(v.text) for v in row) + " |" for row in table.rows]
     if table.notes:
@@ -136,10 +163,14 @@ def write_report(report: Report, out: Path, plot: bool = True) -> list[Path]:
     check_output_folder(out)
     written = []
     if plot:
-        from edgefer.bench.plot import plot_latency
+        from edgefer.bench.plot import plot_latency, plot_throughput
 
         written.append(plot_latency(report.results, out / "latency.png"))
-    written.append(atomic_write_text(out / "report.md", report.markdown("latency.png" if plot else None)))
+        if report.throughput is not None:
+            written.append(plot_throughput(report.results, out / "throughput.png"))
+    plots = [p.name for p in written]
+    written.append(atomic_write_text(out / "report.md", report.markdown(plots)))
+    written.append(atomic_write_text(out / "sizes.csv", render_csv(report.sizes)))
     written.append(atomic_write_text(out / "latency.csv", render_csv(report.latency)))
     if report.throughput is not None:
         written.append(atomic_write_text(out / "throughput.csv", render_csv(report.throughput)))

@@ -115,7 +115,10 @@ def _prepare_data(data: Path | None, work: Path) -> Path | None:
 
 def _bench_model(model: ModelInfo, context: _Context) -> list[Record]:
     runnable = [b for b in context.backends if context.availability[b.name].available]
-    artifacts, reference, build_failure = _build(model, runnable, context)
+    if model.file:
+        artifacts, reference, build_failure = _given(model, runnable, context)
+    else:
+        artifacts, reference, build_failure = _build(model, runnable, context)
     context.progress.advance()
     records: list[Record] = []
     for backend in context.backends:
@@ -150,9 +153,24 @@ def _not_runnable(cell: BenchCell, found: Availability, artifacts: dict, build_f
     return None
 
 
-def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context):
+def _given(model: ModelInfo, runnable: list[BenchBackend], context: _Context):
+    """A file given with --models: it is the artifact of every backend that reads it; the reference logits come
+    from its known source (built like any model's), or there are none and parity is n/a."""
+    from edgefer.artifact import artifact_files
+
+    size = sum(p.stat().st_size for p in artifact_files(model.file))
+    artifacts = {(b.format, model.precision): ArtifactInfo(b.format, model.precision, model.file, size)
+                 for b in runnable}
+    if not model.source or not runnable:
+        return artifacts, None, ""
+    source = ModelInfo(model.source, model.paper_name, model.params)
+    _, reference, failure = _build(source, [], context, reference_only=True)
+    return artifacts, reference, failure
+
+
+def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context, reference_only: bool = False):
     """Artifacts by (format, precision), the reference crops file, and why the build failed ("" if not)."""
-    if not runnable:
+    if not runnable and not reference_only:
         return {}, None, ""
     request = context.request
     formats = [f for f in FORMATS if any(b.format == f for b in runnable)]
@@ -182,7 +200,8 @@ def _time(model: ModelInfo, backend: BenchBackend, cells: list[BenchCell], refer
     stem = context.work / "jobs" / f"{model.name}.{backend.name}"
     job = TimeJob(model, backend.name, [(c.precision, c.batch, c.threads) for c in cells],
                   {c.precision: c.artifact for c in cells if c.artifact}, plan, str(stem) + ".jsonl",
-                  reference, str(context.data) if context.data else None, request.allow_fallback)
+                  reference, str(context.data) if context.data else None, request.allow_fallback,
+                  request.mode, request.requests_in_flight)
 
     context.progress.doing(f"{model.name} on {backend.name}")
     outcome = run_worker(job, Path(str(stem) + ".json"), request.timeout + plan.max_seconds,

@@ -19,9 +19,10 @@ from edgefer.runtime.loader import open_backend
 
 
 class ArtifactRunner(BenchRunner):
-    def __init__(self, backend: BenchBackend, artifact: ArtifactInfo, threads: int, allow_fallback: bool = False):
+    def __init__(self, backend: BenchBackend, artifact: ArtifactInfo, threads: int, allow_fallback: bool = False,
+                 mode: str = "latency"):
         start = time.perf_counter()
-        self.backend = _open(backend, artifact, threads, allow_fallback)
+        self.backend = _open(backend, artifact, threads, allow_fallback, mode)
         load_seconds = time.perf_counter() - start
         super().__init__(precision=self.backend.precision, device=self.backend.device,
                          input_shape=self.backend.spec.input_shape, load_seconds=load_seconds)
@@ -43,19 +44,33 @@ class ArtifactRunner(BenchRunner):
             return None
         return median_split([run_timed(pixels)[1:] for _ in range(repeats)])
 
+    def under_load(self, pixels: np.ndarray, in_flight: int, plan):
+        """OpenVINO: an AsyncInferQueue of infer requests; ONNX Runtime and TensorRT: concurrent callers."""
+        compiled = getattr(self.backend, "compiled", None)
+        if compiled is not None and self.backend.name == "openvino":
+            from edgefer.bench.load import openvino_async
+
+            return openvino_async(compiled, pixels, in_flight, plan)
+        return super().under_load(pixels, in_flight, plan)
+
     def close(self) -> None:
         self.backend.close()
 
 
-def _open(backend: BenchBackend, artifact: ArtifactInfo, threads: int, allow_fallback: bool):
+def _open(backend: BenchBackend, artifact: ArtifactInfo, threads: int, allow_fallback: bool, mode: str):
     """ONNX Runtime refuses (BackendUnavailable) a GPU provider that is missing or silently dropped for CPU,
-    unless ``allow_fallback``: then it runs on CPU and its device says so."""
-    options = {"allow_fallback": allow_fallback} if backend.runtime == "onnxruntime" else {}
+    unless ``allow_fallback``: then it runs on CPU and its device says so. OpenVINO compiles with the
+    performance hint of the mode (LATENCY, or THROUGHPUT: several streams)."""
+    options: dict[str, object] = {}
+    if backend.runtime == "onnxruntime":
+        options["allow_fallback"] = allow_fallback
+    if backend.runtime == "openvino":
+        options["performance"] = mode
     return open_backend(artifact.path, backend.runtime, threads=threads, device=backend.device, **options)
 
 
 def prepare(backend: BenchBackend, model: str, precision: str, threads: int,
-            artifact: ArtifactInfo | None, allow_fallback: bool = False) -> BenchRunner:
+            artifact: ArtifactInfo | None, allow_fallback: bool = False, mode: str = "latency") -> BenchRunner:
     if artifact is None or artifact.status != "written":
         raise ModelError(f"no {backend.format} {precision} artifact of {model}")
-    return ArtifactRunner(backend, artifact, threads, allow_fallback)
+    return ArtifactRunner(backend, artifact, threads, allow_fallback, mode)

@@ -46,6 +46,12 @@ class BenchRunner(abc.ABC):
         """Median host-to-device, compute and device-to-host milliseconds; None on a CPU backend."""
         return None
 
+    def under_load(self, pixels: np.ndarray, in_flight: int, plan):
+        """Throughput mode: ``in_flight`` requests at once (default: that many threads calling ``bind``)."""
+        from edgefer.bench.load import threaded
+
+        return threaded(self.bind(pixels), in_flight, len(pixels), plan)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the runtime's resources."""
 
@@ -56,11 +62,13 @@ def median_split(samples: list[tuple[float, float, float]]) -> GpuSplit:
 
 
 def prepare(backend: BenchBackend, model: str, precision: str, threads: int,
-            artifact: ArtifactInfo | None, allow_fallback: bool = False) -> BenchRunner:
+            artifact: ArtifactInfo | None, allow_fallback: bool = False, mode: str = "latency") -> BenchRunner:
     """Load ``model`` (or its artifact) on ``backend``; raises BackendUnavailable or ModelError.
 
-    ``allow_fallback`` lets an ONNX Runtime GPU backend run on CPU (labelled so) instead of refusing."""
+    ``allow_fallback`` lets an ONNX Runtime GPU backend run on CPU (labelled so) instead of refusing;
+    ``mode`` "throughput" compiles OpenVINO with its THROUGHPUT hint (streams)."""
     module = importlib.import_module(f"edgefer.bench.runner_{backend.runner}")
     if backend.runner == "artifact":
-        return module.prepare(backend, model, precision, threads, artifact, allow_fallback=allow_fallback)
+        return module.prepare(backend, model, precision, threads, artifact, allow_fallback=allow_fallback,
+                              mode=mode)
     return module.prepare(backend, model, precision, threads, artifact)

@@ -68,7 +68,7 @@ def _time_group(job: TimeJob, cells: list[BenchCell]):
     first = cells[0]
     try:
         runner = prepare(first.backend, job.model.name, first.precision, first.threads, first.artifact,
-                         allow_fallback=job.allow_fallback)
+                         allow_fallback=job.allow_fallback, mode=job.mode)
     except Exception as err:  # noqa: BLE001 - a backend that cannot load gives records, not a crash
         status = "unavailable" if isinstance(err, BackendUnavailable) else "failed"
         for cell in cells:
@@ -93,7 +93,8 @@ def _time_cell(runner, cell: BenchCell, job: TimeJob, parity: Parity | None, acc
 
     record = cell.record("failed")
     record.runtime_precision, record.device = runner.precision, runner.device
-    record.load_seconds, record.parity, record.extra = runner.load_seconds, parity, dict(runner.extra)
+    record.load_seconds, record.parity = runner.load_seconds, parity
+    record.extra = {**record.extra, **runner.extra}
     record.accuracy, record.accuracy_samples = accuracy if accuracy else (None, 0)
     record.artifact_sha256 = _sha256(cell.artifact.path) if cell.artifact else ""
     try:
@@ -102,8 +103,15 @@ def _time_cell(runner, cell: BenchCell, job: TimeJob, parity: Parity | None, acc
         start = time.perf_counter_ns()
         call()
         record.first_call_ms = (time.perf_counter_ns() - start) / 1e6
-        record.timing = measure(call, job.plan)
-        record.gpu_ms = runner.gpu_split(pixels, SPLIT_REPEATS)
+        if job.mode == "throughput":
+            load = runner.under_load(pixels, job.in_flight, job.plan)
+            record.timing = load.timing
+            record.extra.update(mode="throughput", in_flight=str(job.in_flight),
+                                images_per_second=f"{load.images_per_second:.6g}",
+                                wall_seconds=f"{load.wall_seconds:.4g}")
+        else:
+            record.timing = measure(call, job.plan)
+            record.gpu_ms = runner.gpu_split(pixels, SPLIT_REPEATS)
     except Exception as err:  # noqa: BLE001 - e.g. a batch outside a TensorRT profile
         record.reason = f"run failed: {_why(err)}"
         return record

@@ -14,8 +14,9 @@ from edgefer.limits import check_options
 
 def bench(
     models: Annotated[str | None, typer.Option(help="Models, comma-separated: family names (p12-s), aliases "
-                                                    "(microexpnet, teacher) or bundled names (microexpnet-ck). "
-                                                    "Default: the paper's five (inception-v3, p12-m, p12-s, "
+                                                    "(microexpnet, teacher), bundled names (microexpnet-ck), or "
+                                                    "model files (x.fp32.onnx, x.fp32.xml, x.engine) timed as they "
+                                                    "are. Default: the paper's five (inception-v3, p12-m, p12-s, "
                                                     "p12-xs, microexpnet).", show_default=False)] = None,
     backends: Annotated[str, typer.Option(help="'all', or comma-separated: torch, torch-cuda, torch-cuda-graph, "
                                                "onnxruntime, onnxruntime-cuda, onnxruntime-trt, openvino, "
@@ -47,6 +48,12 @@ def bench(
                                                "frames are timed.")] = None,
     detectors: Annotated[str, typer.Option(help="Face detectors for --frames, comma-separated: blazeface, "
                                                 "blazeface-full, haar, haar-exact.")] = "blazeface",
+    mode: Annotated[str, typer.Option(help="latency: one request at a time (the paper's table); throughput: "
+                                           "--in-flight requests at once (OpenVINO async infer requests with its "
+                                           "THROUGHPUT hint, concurrent ONNX Runtime runs, TensorRT streams).")]
+    = "latency",
+    in_flight: Annotated[int, typer.Option(min=0, help="Requests in flight in throughput mode (default 0: one per "
+                                                      "CPU core, at least 2).")] = 0,
     allow_fallback: Annotated[bool, typer.Option("--allow-fallback", help="Let onnxruntime-cuda / onnxruntime-trt "
                                                  "run on CPU when their provider is missing or fails to load; "
                                                  "the records say CPU. Without it that backend is refused.")]
@@ -80,7 +87,7 @@ def bench(
         batches=ints(batch, "--batch") if batch else None, threads=ints(threads, "--threads"),
         plan=TimingPlan(min_iters=min_iters, min_seconds=duration, max_seconds=cap), timeout=timeout,
         work=work, data=data, machine_name=machine, allow_fallback=allow_fallback, frames=frame_sizes,
-        detectors=names(detectors.lower(), "--detectors"))
+        detectors=names(detectors.lower(), "--detectors"), mode=mode.lower(), in_flight=in_flight)
     resolve_models(request.models)  # an unknown name fails here, before the progress bar
     check_backend_names(backends)
     with ProgressBars() as bars:
@@ -91,10 +98,8 @@ def bench(
     if busy:
         warn(busy)
     report = Report.of([result])
-    for table in (report.latency if report.latency.rows else None, report.throughput, report.best, report.frames,
-                  report.backends):
-        if table is not None:
-            typer.echo(render_markdown(table))
+    for table in report.tables[1:]:  # the machines table is for reports of several machines
+        typer.echo(render_markdown(table))
     typer.echo(recommendation_text(result.records))
     typer.echo(f"{len(result.records)} records in {result.wall_seconds:.0f} s"
                + (f"; written to {json_path}" if json_path else ""), err=True)

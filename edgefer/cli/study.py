@@ -172,9 +172,35 @@ def _dry_run(settings, jobs: int, threads: int) -> None:
     typer.echo(f"{settings.study} study: {len(grid)} cells x {settings.folds} folds = {len(grid) * settings.folds} "
                f"runs" + (f" + {teachers} teacher runs" if teachers else "") + f", {settings.epochs} epochs each")
     typer.echo("cells: " + ", ".join(c.name for c in grid))
+    typer.echo("measuring: the dry run prepares the crops and trains each kind of student briefly; this takes "
+               "minutes", err=True)
     cost = estimate(settings, jobs, threads, progress=lambda line: typer.echo(line, err=True))
-    typer.echo(f"estimate: {cost.cpu_hours:.2f} CPU-hours for {cost.runs} runs; about {_duration(cost.wall_hours)} "
+    students = cost.runs - cost.teacher_runs
+    typer.echo(f"students: {cost.student_cpu_hours:,.1f} CPU-hours for {students} runs x {settings.epochs} epochs")
+    if cost.teacher is not None:
+        teacher_epochs = settings.teacher_epochs or settings.epochs
+        typer.echo(f"teachers: {cost.teacher_cpu_hours:,.1f} CPU-hours for {cost.teacher_runs} runs x "
+                   f"{teacher_epochs} epochs at {settings.teacher_input_size} px "
+                   f"({cost.teacher.per_epoch:,.0f} s per epoch)")
+    typer.echo(f"estimate: {cost.cpu_hours:,.1f} CPU-hours for {cost.runs} runs; about {_duration(cost.wall_hours)} "
                f"wall with --jobs {jobs} x {threads} thread(s) (crop preprocessing {cost.preprocessing:.0f} s, once)")
+    for hint in _cheaper(settings, cost):
+        typer.echo(f"hint: {hint}")
+
+
+def _cheaper(settings, cost) -> list[str]:
+    """Where the teachers dominate, the options that cut them down."""
+    if cost.teacher is None or cost.teacher_cpu_hours < cost.student_cpu_hours:
+        return []
+    hints = []
+    if settings.teacher_epochs is None:
+        hints.append(f"the teachers train for --epochs ({settings.epochs}) unless --teacher-epochs says fewer "
+                     "(e.g. --teacher-epochs 30)")
+    if settings.teacher_input_size == 299:
+        hints.append("the teacher was timed at 299 px; --teacher-input-size 139 trains it about 7x faster "
+                     "(75: about 30x), at some cost in its accuracy")
+    hints.append("--teacher-logits-dir reuses teachers trained already")
+    return hints
 
 
 def _duration(hours: float) -> str:

@@ -158,6 +158,20 @@ def test_dry_run_prints_the_grid_and_an_estimate_and_writes_nothing(tmp_path, fa
     assert "pooling study: 1 cells x 2 folds = 2 runs, 2 epochs each" in result.output
     assert "measured p12-xxs:" in result.output and "s per epoch" in result.output
     assert "CPU-hours for 2 runs" in result.output and "wall with --jobs 2 x 1 thread(s)" in result.output
+    assert "measuring p12-xxs: 2 epochs of fold 0" in result.output  # says what it does while it does it
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_dry_run_estimates_students_and_teachers_apart(tmp_path, faces):
+    out = tmp_path / "study"
+    result = invoke(study_args("temperature", faces, out, "--sizes", "xxs", "--temperatures", "8",
+                               "--teacher-input-size", "75", "--dry-run"))
+    assert result.exit_code == 0, result.output
+    assert "measuring the teacher (Inception v3 at 75 px)" in result.output
+    assert re.search(r"students: [\d.,]+ CPU-hours for 2 runs x 2 epochs", result.output)
+    assert re.search(r"teachers: [\d.,]+ CPU-hours for 2 runs x 2 epochs at 75 px", result.output)
+    assert "hint: the teachers train for --epochs (2) unless --teacher-epochs" in result.output
     assert not out.exists()
 
 

@@ -57,6 +57,8 @@ def test_run_folder_holds_every_report(ck_run):
     assert sum(confusion["matrix"][i][i] for i in range(8)) == round(metrics["test_accuracy"] * metrics["test_crops"])
     assert (out / "confusion.csv").read_text().startswith("true \\ predicted,neutral,anger")
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert metrics["confusion_png"] == "confusion.png"
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     split = load_split(out / "split.json")
     assert (split.kind, split.folds, split.fold) == ("subject", 5, 0)
     assert json.loads((out / "config.json").read_text())["model"] == "microexpnet"
@@ -105,4 +107,5 @@ def test_without_matplotlib_the_curve_is_skipped_with_a_clear_reason(ck_run, mon
                        cache_dir=shared_cache())
     metrics = train_student(StudentRun(data=data, out=tmp_path / "run", loop=LoopConfig(epochs=1)))
     assert metrics["learning_curve"].startswith("not drawn: the learning-curve PNG needs matplotlib")
+    assert metrics["confusion_png"].startswith("not drawn: the confusion-matrix PNG needs matplotlib")
     assert not (tmp_path / "run" / "learning_curve.png").exists()

@@ -7,6 +7,7 @@ RUN/
   metrics.jsonl      one line per epoch
   model.safetensors  the final weights, with the family name and a ModelSpec (edgefer convert takes it)
   confusion.json/csv the test confusion matrix (rows true, columns predicted; per crop)
+  confusion.png      the test confusion matrices, per image and per crop, side by side
   learning_curve.png loss and accuracy per epoch
   metrics.json       the final figures: test accuracy (per crop, the authors' figure, and per image)
 """
@@ -25,7 +26,13 @@ from edgefer.spec import LABELS, ModelSpec
 from edgefer.train.data.folds import FoldData, image_accuracy
 from edgefer.train.data.splits import save_split
 from edgefer.train.fit.loop import FitResult
-from edgefer.train.fit.reports import confusion_matrix, plot_learning_curve, write_confusion, write_json
+from edgefer.train.fit.reports import (
+    confusion_matrix,
+    plot_confusion,
+    plot_learning_curve,
+    write_confusion,
+    write_json,
+)
 from edgefer.train.fit.settings import LoopConfig
 from edgefer.train.models.weights import save_weights
 
@@ -44,6 +51,7 @@ class RunPaths:
         self.confusion_json = self.root / "confusion.json"
         self.confusion_csv = self.root / "confusion.csv"
         self.curve = self.root / "learning_curve.png"
+        self.confusion_png = self.root / "confusion.png"
         self.metrics = self.root / "metrics.json"
         self.teacher_logits = self.root / "teacher_logits.safetensors"
 
@@ -70,6 +78,9 @@ def finish_run(paths: RunPaths, model: nn.Module, name: str, spec: ModelSpec, fo
     save_weights(model, paths.model, name, spec)
     matrix = confusion_matrix(labels.numpy(), logits.argmax(1).numpy(), len(LABELS))
     write_confusion(matrix, LABELS, paths.confusion_json, paths.confusion_csv)
+    n = fold.crops.crops_per_sample
+    per_image = confusion_matrix(labels.numpy()[::n], logits.reshape(-1, n, logits.shape[1]).mean(1).argmax(1).numpy(),
+                                 len(LABELS))
     metrics = {
         **summary,
         "test_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
@@ -82,9 +93,19 @@ def finish_run(paths: RunPaths, model: nn.Module, name: str, spec: ModelSpec, fo
         "train_seconds": round(result.train_seconds, 3),
         "images_per_second": round(result.trained_items / result.train_seconds, 1) if result.train_seconds else None,
         "learning_curve": _curve(result, paths.curve, f"{name}: {paths.root.name}"),
+        "confusion_png": _figure(plot_confusion, per_image, matrix, LABELS, paths.confusion_png,
+                                 f"{name}: {paths.root.name}, test fold (rows true, columns predicted)"),
     }
     write_json(paths.metrics, metrics)
     return metrics
+
+
+def _figure(draw, *args) -> str:
+    """Draw a PNG; without matplotlib the run goes on and metrics.json says why there is none."""
+    try:
+        return draw(*args).name
+    except BackendUnavailable as err:
+        return f"not drawn: {err}"
 
 
 def _curve(result: FitResult, path: Path, title: str) -> str:

@@ -46,6 +46,9 @@ class Estimate:
     preprocessing: float
     cpu_hours: float
     wall_hours: float
+    student_cpu_hours: float = 0.0
+    teacher_cpu_hours: float = 0.0
+    teacher_runs: int = 0
 
 
 def measured_members(s: StudySettings) -> dict[str, str]:
@@ -55,25 +58,33 @@ def measured_members(s: StudySettings) -> dict[str, str]:
 
 
 def estimate(s: StudySettings, jobs: int, threads: int, progress=print) -> Estimate:
+    """Measure, saying what is being measured before each step (a dry run takes minutes), then add up."""
     scratch = Path(tempfile.mkdtemp(prefix="edgefer-dry-run-"))
     try:
+        progress(f"preparing the face crops of {s.data} (Haar detection, cached for the study)")
         preprocessing = _prepare_crops(s)
         students = {}
         for variant, member in measured_members(s).items():
+            progress(f"measuring {member}: {MEASURE_EPOCHS} epochs of fold 0 in a scratch folder")
             students[variant] = _measure_student(s, scratch, member, threads)
             progress(f"measured {member}: {students[variant].per_epoch:.2f} s per epoch, "
                      f"{students[variant].fixed:.1f} s fixed per run ({threads} thread(s))")
         teacher = None
         if s.needs_teacher and s.teacher_logits_dir is None:
             first = next(iter(students.values()))
+            progress(f"measuring the teacher (Inception v3 at {s.teacher_input_size} px): 3 training steps")
             teacher = _measure_teacher(s, next(scratch.iterdir()), threads, first.fixed)
             progress(f"measured the teacher ({s.teacher_input_size} px): {teacher.per_epoch:.1f} s per epoch")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     every = tasks(s)
-    seconds = sum(teacher.seconds(s.teacher_epochs or s.epochs) if t.cell is None
-                  else students[t.cell.model.partition("-")[0]].seconds(s.epochs) for t in every)
-    return Estimate(len(every), students, teacher, preprocessing, seconds * threads / 3600, seconds / jobs / 3600)
+    teacher_runs = [t for t in every if t.cell is None]
+    teacher_seconds = sum(teacher.seconds(s.teacher_epochs or s.epochs) for _ in teacher_runs) if teacher else 0.0
+    student_seconds = sum(students[t.cell.model.partition("-")[0]].seconds(s.epochs) for t in every
+                          if t.cell is not None)
+    seconds = teacher_seconds + student_seconds
+    return Estimate(len(every), students, teacher, preprocessing, seconds * threads / 3600, seconds / jobs / 3600,
+                    student_seconds * threads / 3600, teacher_seconds * threads / 3600, len(teacher_runs))
 
 
 def _prepare_crops(s: StudySettings) -> float:

@@ -1,0 +1,101 @@
+"""Throughput mode: several requests in flight at once, as benchmark_app's ``-hint throughput -nireq N``.
+
+Each request's latency is timed from its start to its completion while the others run, so the
+distribution is the latency under that load; images/s is completed images over the wall time. Two
+ways to keep N requests in flight, both the runtimes' own:
+
+- :func:`threaded`: N threads, each calling the backend in a loop. ONNX Runtime runs concurrent
+  ``run`` calls on one session; edgefer's TensorRT backend gives each concurrent caller its own
+  execution context and CUDA stream, so N threads are N streams in flight on the GPU.
+- :func:`openvino_async`: an ``AsyncInferQueue`` of N infer requests on a model compiled with the
+  THROUGHPUT hint (OpenVINO picks the streams); the main thread submits as requests free up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgefer.bench.harness import Timing, TimingPlan, summarize
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    timing: Timing  # per-request latency under load
+    images_per_second: float
+    wall_seconds: float
+
+
+def _done(plan: TimingPlan, count: int, elapsed_ns: int) -> bool:
+    return elapsed_ns >= plan.max_seconds * 1e9 or (elapsed_ns >= plan.min_seconds * 1e9 and count >= plan.min_iters)
+
+
+def threaded(call: Callable[[], object], in_flight: int, batch: int, plan: TimingPlan) -> LoadResult:
+    """``in_flight`` threads calling ``call`` until the plan's minimums are met (after a short warm-up)."""
+    _run_threads(call, in_flight, TimingPlan(min_iters=in_flight, min_seconds=min(plan.warmup_seconds, 1.0),
+                                             max_seconds=max(plan.warmup_seconds, 1.0)))
+    samples, wall_ns = _run_threads(call, in_flight, plan)
+    return _result(samples, wall_ns, batch, plan)
+
+
+def _run_threads(call: Callable[[], object], in_flight: int, plan: TimingPlan) -> tuple[list[int], int]:
+    samples: list[int] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    clock = time.perf_counter_ns
+    start = clock()
+
+    def worker() -> None:
+        append = samples.append  # list.append is atomic under the GIL
+        try:
+            while not stop.is_set():
+                before = clock()
+                call()
+                after = clock()
+                append(after - before)
+                if _done(plan, len(samples), after - start):
+                    stop.set()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(err)
+            stop.set()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(in_flight)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return samples, clock() - start
+
+
+def openvino_async(compiled, pixels: np.ndarray, in_flight: int, plan: TimingPlan) -> LoadResult:
+    """``in_flight`` OpenVINO infer requests kept busy through an AsyncInferQueue."""
+    import openvino as ov
+
+    queue = ov.AsyncInferQueue(compiled, in_flight)
+    samples: list[int] = []
+    clock = time.perf_counter_ns
+    queue.set_callback(lambda request, started: samples.append(clock() - started))
+    tensor = ov.Tensor(np.ascontiguousarray(pixels, dtype=np.float32))
+    for warm in (True, False):
+        samples.clear()
+        limit = TimingPlan(min_iters=in_flight, min_seconds=min(plan.warmup_seconds, 1.0),
+                           max_seconds=max(plan.warmup_seconds, 1.0)) if warm else plan
+        start = submitted = clock()
+        while not _done(limit, len(samples), submitted - start):
+            queue.start_async({0: tensor}, clock())  # blocks until a request is free
+            submitted = clock()
+        queue.wait_all()
+    wall_ns = clock() - start
+    return _result(list(samples), wall_ns, len(pixels), plan)
+
+
+def _result(samples: list[int], wall_ns: int, batch: int, plan: TimingPlan) -> LoadResult:
+    timing = summarize(samples, plan)
+    wall = wall_ns / 1e9
+    return LoadResult(timing, len(samples) * batch / wall if wall else 0.0, wall)
