@@ -99,7 +99,8 @@ def _check_precision_name(precision: str) -> None:
 def check_readable(path: Path, backend: str) -> None:
     """Refuse a file the backend cannot read, naming the `edgefer convert` that makes one it can."""
     if backend not in READS:
-        backend_class(backend)  # raises: unknown backend
+        backend_class(backend)  # raises for an unknown backend; one registered later checks its own files
+        return
     suffixes, target = READS[backend]
     if path.suffix.lower() not in suffixes and not target:
         raise ModelError(f"{path}: {backend} reads {' or '.join(suffixes)} weights (written by edgefer train; "
