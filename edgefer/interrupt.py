@@ -17,6 +17,7 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 _received: list[int] = []
+_reported: list[bool] = []
 
 
 class Terminated(KeyboardInterrupt):
@@ -26,6 +27,15 @@ class Terminated(KeyboardInterrupt):
 def note(signum: int) -> None:
     """Record that ``signum`` arrived (a deferred handler that does not raise calls this)."""
     _received.append(signum)
+
+
+def reported() -> None:
+    """A command said "edgefer: interrupted" itself; main() need not."""
+    _reported.append(True)
+
+
+def was_reported() -> bool:
+    return bool(_reported)
 
 
 def terminated() -> bool:

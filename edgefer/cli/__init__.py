@@ -74,8 +74,7 @@ def main() -> None:
     except click.exceptions.ClickException as err:
         code = fail(err.format_message(), err.exit_code).exit_code
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("edgefer: interrupted", err=True)
-        code = interrupt.exit_code()
+        code = EXIT_INTERRUPTED
     except EdgeferError as err:
         if debug:
             raise
@@ -85,5 +84,7 @@ def main() -> None:
             raise
         code = fail(f"internal error: {type(err).__name__}: {err} (EDGEFER_DEBUG=1 shows the traceback)", 1).exit_code
     if code == EXIT_INTERRUPTED or interrupt.terminated():  # Typer turns Ctrl-C into exit 130 silently
+        if not interrupt.was_reported():
+            typer.echo("edgefer: interrupted", err=True)
         code = interrupt.exit_code()
     sys.exit(code if isinstance(code, int) else 0)

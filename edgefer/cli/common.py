@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from edgefer import interrupt
 from edgefer.errors import BackendUnavailable, InputError
 from edgefer.textsafe import printable
 
@@ -63,6 +64,7 @@ def warn(message: str) -> None:
 def interrupted(what: str = "") -> typer.Exit:
     """Say that Ctrl-C stopped the command (and what it left behind); return the Exit (130) to raise."""
     typer.echo("edgefer: interrupted" + (f": {printable(what)}" if what else ""), err=True)
+    interrupt.reported()
     return typer.Exit(EXIT_INTERRUPTED)
 
 
