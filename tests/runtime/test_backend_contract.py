@@ -155,3 +155,28 @@ class TestTensorRt(BackendContract):
             pytest.skip(f"TensorRT cannot build here: {reason}")
         return build_engine(PRETRAINED["microexpnet-ck"].onnx, tmp_path_factory.mktemp("trt") / "microexpnet-ck.engine",
                             bundled[1], "fp32", batch=(1, 8, 64))
+
+
+@pytest.mark.slow
+def test_without_torch_the_torch_backend_is_unavailable_and_nothing_else_changes():
+    """The loader names the torch backend by a string: without torch the runtime still imports and runs,
+    and asking for torch is a one-line BackendUnavailable (exit 5)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from edgefer.errors import BackendUnavailable\n"
+        "from edgefer.runtime import open_backend\n"
+        "from edgefer.zoo import PRETRAINED\n"
+        "with open_backend(PRETRAINED['microexpnet-ck'].onnx) as backend: print(backend.name)\n"
+        "try:\n"
+        "    open_backend(PRETRAINED['microexpnet-ck'].safetensors)\n"
+        "except BackendUnavailable as err:\n"
+        "    print('unavailable:', err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and lines[0] == "onnxruntime"
+    assert lines[1].startswith("unavailable: backend 'torch' is not available")
