@@ -64,21 +64,12 @@ def load_labelled_folder(folder: str | os.PathLike, size: int = 84) -> LabelledC
     return LabelledCrops(*labelled_crops(labelled_images(folder), size))
 
 
-def model_input(crops: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
-    """84x84 gray crops (N, 1, 84, 84) -> the model's (C, S, S): resized, gray repeated over channels."""
-    channels, size = input_shape[0], input_shape[-1]
-    if crops.shape[1:] == tuple(input_shape):
-        return crops
-    import cv2
-
-    resized = np.stack([cv2.resize(c[0], (size, size)) for c in crops])[:, None]
-    return np.ascontiguousarray(np.repeat(resized, channels, axis=1), dtype=np.float32)
-
-
 def top1_accuracy(infer: Callable[[np.ndarray], np.ndarray], data: LabelledCrops,
                   input_shape: tuple[int, ...], chunk: int = CHUNK) -> float:
     """Fraction of crops whose highest logit is their label."""
-    pixels = model_input(data.pixels, input_shape)
+    from edgefer.convert.calibration import model_input
+
+    pixels = model_input(data.pixels, input_shape[0], input_shape[-1])
     predicted = np.concatenate([infer(np.ascontiguousarray(pixels[i:i + chunk])).argmax(1)
                                 for i in range(0, len(pixels), chunk)])
     return float((predicted == data.labels).mean())

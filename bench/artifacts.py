@@ -90,9 +90,8 @@ def _torch_weights(model: str, source, folder: Path) -> ArtifactInfo:
 def _reference(source, folder: Path) -> Path:
     """The parity gate's validation crops (the model's geometry) and the PyTorch backend's logits on them: a
     kept run that every worker compares its backend with (edgefer.convert.parity.compare), without torch."""
-    from edgefer.convert.calibration import builtin_validation_crops
+    from edgefer.convert.calibration import builtin_validation_crops, model_input
     from edgefer.convert.parity import infer
-    from edgefer.convert.pipeline import model_input
     from edgefer.convert.torch_backend import TorchBackend
 
     spec = source.spec

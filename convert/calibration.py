@@ -147,3 +147,14 @@ def calibration_and_validation(folder: str | os.PathLike | None, calibration: in
     held_out = np.zeros(len(crops), bool)
     held_out[::4] = True
     return crops[~held_out], crops[held_out]
+
+
+def model_input(crops: np.ndarray, channels: int, size: int) -> np.ndarray:
+    """84x84 gray crops (N, 1, 84, 84) -> the model's input geometry (resized, gray repeated over the
+    channels): the teacher's 299x299x3 from the students' crops, for calibration, parity and accuracy."""
+    if crops.shape[1:] == (channels, size, size):
+        return crops
+    import cv2
+
+    resized = np.stack([cv2.resize(c[0], (size, size)) for c in crops])[:, None]
+    return np.ascontiguousarray(np.repeat(resized, channels, axis=1), dtype=np.float32)

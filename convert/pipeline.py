@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.convert.calibration import calibration_and_validation, labelled_split
+from edgefer.convert.calibration import calibration_and_validation, labelled_split, model_input
 from edgefer.convert.parity import AccuracyReport, ParityReport, accuracy_ratio, compare, infer
 from edgefer.convert.sources import Source, load_source
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
@@ -113,16 +113,6 @@ def _require(module: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise BackendUnavailable(f"{module} is not installed (pip install 'edgefer[{module}]')")
-
-
-def model_input(crops: np.ndarray, channels: int, size: int) -> np.ndarray:
-    """84x84 gray crops (N, 1, 84, 84) -> the model's input geometry (resized, gray repeated)."""
-    if crops.shape[1:] == (channels, size, size):
-        return crops
-    import cv2
-
-    resized = np.stack([cv2.resize(c[0], (size, size)) for c in crops])[:, None]
-    return np.ascontiguousarray(np.repeat(resized, channels, axis=1), dtype=np.float32)
 
 
 def artifact_stem(name: str, precision: str, batch: int | None) -> str:
