@@ -44,6 +44,7 @@ class ModelInfo:
     file: str = ""  # an artifact given with --models FILE: timed as it is, nothing is built
     precision: str = ""  # that file's precision (its spec's)
     source: str = ""  # the model that reproduces the file's weights in PyTorch, for parity ("" unknown)
+    network: str = ""  # a given file's architecture (p12-xxs), when the registry knows it
 
     @property
     def heavy(self) -> bool:
@@ -53,7 +54,7 @@ class ModelInfo:
         """What a record of a given file says about it: the file, and why its parity is n/a."""
         if not self.file:
             return {}
-        notes = {"file": self.file}
+        notes = {"file": self.file, **({"network": self.network} if self.network else {})}
         if not self.source:
             notes["parity"] = "n/a: no source checkpoint is known for this file (its spec names none edgefer has)"
         return notes
@@ -200,7 +201,8 @@ def file_model(path: Path, params: dict[str, int]) -> ModelInfo:
         arch = ""
     row = paper_row(arch) if arch else None
     return ModelInfo(path.name, row.name if row else (arch or spec.model or path.name),
-                     params.get(network(arch), 0), str(path), spec.precision, known_source(spec, arch))
+                     params.get(network(arch), 0), str(path), spec.precision, known_source(spec, arch),
+                     network(arch) if arch else "")
 
 
 def known_source(spec, arch: str) -> str:

@@ -85,6 +85,11 @@ def machine_labels(results: list[BenchResult]) -> list[str]:
     return [labels[machine_key(r)] for r in results]
 
 
+def _paper_row(net: str, model: Record):
+    """The paper's row of a table row: by its network, or for a given file by the network its spec names."""
+    return paper_row(net) or paper_row(model.extra.get("network", ""))
+
+
 def _mode(record: Record) -> str:
     return record.extra.get("mode", "latency")
 
@@ -165,7 +170,7 @@ def sizes_table(results: Iterable[BenchResult]) -> Table:
                               "TensorFlow checkpoint, which also holds Adam's two slots per weight.")
     for model in sheet.networks:
         net = network(model.model)
-        row = paper_row(net)
+        row = _paper_row(net, model)
         cells = [Value(sheet.row_name(net)), Value(row.name if row else "-"), Value(f"{model.params:,}", model.params),
                  _number(row.size_mb if row else None, "{:.2f}")]
         cells += [_number(_size_mb(sheet, net, key), "{:.3f}") for key in keys]
@@ -250,10 +255,10 @@ def frames_table(results: Iterable[BenchResult]) -> Table | None:
 
 def _latency_row(sheet: _Sheet, net: str, model: Record, columns: list[Column], notes: list[str],
                  accuracy: bool, authors_ms: float = AUTHORS_TF_MS) -> list[Value]:
-    row = paper_row(net)
+    row = _paper_row(net, model)
     cells = [Value(sheet.row_name(net)), Value(row.name if row else "-"), Value(f"{model.params:,}", model.params)]
     cells += [_number(row.ms.get(m) if row else None, "{:.2f}") for m in PAPER_MACHINES]
-    cells.append(_number(authors_ms if net == "p12-xxs" else None, "{:.3f}"))
+    cells.append(_number(authors_ms if row and row.model == "p12-xxs" else None, "{:.3f}"))
     for column in columns:
         record = sheet.find(net, column)
         cells.append(_latency_cell(record, notes))
@@ -286,7 +291,8 @@ def speedup_table(results: Iterable[BenchResult]) -> Table | None:
                               "ratio of two environments, not of two models.")
     for model in sheet.networks:
         net = network(model.model)
-        base = (paper_row(net).ms.get(SPEEDUP_BASE) if paper_row(net) else None)
+        row = _paper_row(net, model)
+        base = row.ms.get(SPEEDUP_BASE) if row else None
         if not base:
             continue
         cells = [Value(sheet.row_name(net)), _number(base, "{:.2f}")]
