@@ -28,7 +28,7 @@ def predict_streams(recognizer, model: str, videos: list[Path], camera: int | No
             with video:
                 _one(recognizer, model, video, detect_every, as_json, csv_path, annotate)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the outputs are closed already; main() says "interrupted"
-            typer.echo(f"edgefer: {video.name} stopped after {video.frames_read} frames; "
+            typer.echo(f"edgefer: {printable(video.name)} stopped after {video.frames_read} frames; "
                        "the outputs hold every frame done", err=True)
             raise
         if video.broken:
