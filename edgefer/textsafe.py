@@ -25,7 +25,9 @@ import re
 #: C0 and C1 controls, DEL, and the Unicode format characters that reorder or hide text.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+#: What can start raw HTML, an autolink or an entity in CommonMark: "<" before a letter, "/", "!" or "?", and
+#: "&" before a letter or "#". A "<" before a space or a digit ("30 samples < 64") is plain text and stays.
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])|&(?=[A-Za-z#])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -41,10 +43,11 @@ def _escape(match: re.Match) -> str:
 
 
 def markdown_cell(text: object) -> str:
-    """Text for a Markdown table cell: printable, HTML special characters as entities, Markdown emphasis,
-    code, link and table punctuation backslash-escaped (``|`` cannot end the cell nor ``[x](...)`` make a link)."""
-    safe = "".join(_HTML.get(c, c) for c in printable(text))
-    return _MARKDOWN.sub(r"\\\1", safe)
+    """Text for a Markdown table cell: printable; Markdown emphasis, code, link and table punctuation
+    backslash-escaped (``|`` cannot end the cell nor ``[x](...)`` make a link); a ``<`` or ``&`` that could
+    start HTML or an entity written as one (``<script>`` -> ``&lt;script>``); ``30 samples < 64`` stays."""
+    safe = _MARKDOWN.sub(r"\\\1", printable(text))
+    return _HTML_START.sub(lambda m: "&lt;" if m.group() == "<" else "&amp;", safe)
 
 
 def csv_safe(text: str) -> str:
