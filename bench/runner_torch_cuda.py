@@ -3,6 +3,7 @@
 Each call copies the pinned host batch to a static device buffer, runs the model (eagerly, or by
 replaying a graph captured once per batch shape) and copies the logits back, then waits for the
 stream: the latency an application sees. CUDA events around the three steps give the split.
+fp32 runs IEEE fp32: PyTorch lets cuDNN convolutions use TF32 by default, which is not fp32.
 """
 
 from __future__ import annotations
@@ -20,6 +21,24 @@ from edgefer.bench.runners import BenchRunner, median_split
 from edgefer.errors import BackendUnavailable
 
 GRAPH_WARMUP = 3
+
+
+def set_fp32_math(torch, precision: str) -> str:
+    """Make fp32 cells IEEE fp32 on CUDA (cuDNN convolutions default to TF32); returns the float32 math mode
+    now in force. Uses the fp32_precision API where this PyTorch has it (2.9+: mixing it with the old
+    allow_tf32 flags is an error), else the allow_tf32 flags. Other precisions are left alone."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    new_api = conv is not None and hasattr(conv, "fp32_precision")
+    if precision == "fp32":
+        if new_api:
+            conv.fp32_precision = "ieee"
+            torch.backends.cuda.matmul.fp32_precision = "ieee"
+        else:
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+    if new_api:
+        return "ieee" if conv.fp32_precision == "ieee" else "tf32"
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
 
 
 class _Buffers:
@@ -41,6 +60,7 @@ class TorchCudaRunner(BenchRunner):
         if not torch.cuda.is_available():
             raise BackendUnavailable("torch sees no CUDA GPU")
         torch.set_num_threads(threads)
+        fp32_math = set_fp32_math(torch, precision)
         start = time.perf_counter()
         self.torch = torch
         self.cuda = torch.device(backend.device)
@@ -54,6 +74,7 @@ class TorchCudaRunner(BenchRunner):
         super().__init__(precision=precision, device=f"{backend.device} {torch.cuda.get_device_name(self.cuda)}",
                          input_shape=source.spec.input_shape, load_seconds=time.perf_counter() - start)
         self.extra["mode"] = backend.mode
+        self.extra["fp32_math"] = fp32_math
         self._mode = torch.inference_mode()
         self._mode.__enter__()
 
@@ -67,7 +88,7 @@ class TorchCudaRunner(BenchRunner):
         self.compile_seconds = time.perf_counter() - start if self.graph_mode else None
         stream = self.stream
 
-        def call() -> None:
+        def call():
             with self.torch.cuda.stream(stream):
                 buffers.dev_in.copy_(buffers.host_in, non_blocking=True)
                 if compute is None:
@@ -76,6 +97,7 @@ class TorchCudaRunner(BenchRunner):
                     compute.replay()
                 buffers.host_out.copy_(buffers.dev_out, non_blocking=True)
             stream.synchronize()
+            return buffers.host_out  # the logits this call copied back (pinned; valid until the next call)
 
         return call
 

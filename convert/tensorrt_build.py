@@ -1,10 +1,14 @@
 """ONNX -> TensorRT plan with the TensorRT Python API, plus the JSON sidecar the runtime checks.
 
-Explicit batch (the only mode since TensorRT 10) with one optimisation profile over the batch range;
-fp16 sets the FP16 flag; int8 takes a Q/DQ ONNX (explicit quantisation: TensorRT's calibrators are
-deprecated) and sets INT8 with FP16. A timing cache made by this TensorRT on this GPU speeds up
-rebuilds. The plan file holds nothing but the plan (trtexec and DeepStream read it as is); the
-metadata goes to ``model.engine.json``. Both are written atomically.
+Explicit batch (the only mode since TensorRT 10) with one optimisation profile over the batch range.
+Networks are strongly typed (TensorRT 10's ``STRONGLY_TYPED``; always on in TensorRT 11, where the
+precision builder flags are gone): the ONNX's own types decide the precision. fp16 builds from an
+FP16 ONNX (made here from an FP32 one when needed), int8 from a Q/DQ ONNX (explicit quantisation:
+NVIDIA's advice is strong typing and no precision flags; its calibrators are deprecated). fp32 clears
+TF32. A timing cache made by this TensorRT on this GPU speeds up rebuilds. The plan file holds
+nothing but the plan (trtexec and DeepStream read it as is); the metadata goes to
+``model.engine.json``. The plan is written first and the sidecar second, each atomically: a sidecar
+is never newer than its plan.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -23,8 +28,10 @@ from edgefer.fileio import atomic_path, atomic_write_bytes, atomic_write_text, f
 from edgefer.runtime.base import check_model_file
 from edgefer.runtime.tensorrt_backend import (
     SIDECAR_FORMAT,
+    device_index,
     gpu_identity,
     load_tensorrt,
+    primary_context,
     sidecar_path,
     trt_logger,
 )
@@ -32,8 +39,6 @@ from edgefer.spec import PRECISIONS, ModelSpec
 
 LOG = logging.getLogger(__name__)
 
-#: Builder flags per precision (TF32 is cleared for fp32 so fp32 engines match ONNX Runtime).
-FLAGS = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16")}
 
 _BUILD_LOCK = threading.Lock()  # a TensorRT builder is used by one thread at a time
 
@@ -49,23 +54,58 @@ def tensorrt_available() -> str | None:
 
 def build_engine(onnx_path: Path, out_engine: Path, spec: ModelSpec, precision: str = "fp32",
                  batch: tuple[int, int, int] = (1, 1, 256), timing_cache: Path | None = None,
-                 workspace_mb: int = 1024) -> Path:
-    """Build ``out_engine`` from ``onnx_path`` for batches ``(min, opt, max)`` and write its sidecar."""
+                 workspace_mb: int = 1024, device: str = "cuda:0") -> Path:
+    """Build ``out_engine`` from ``onnx_path`` for batches ``(min, opt, max)`` on ``device`` and write its
+    sidecar (which records that device's GPU)."""
     onnx_path, out_engine = Path(onnx_path), Path(out_engine)
     _check_request(precision, batch, workspace_mb)
     check_model_file(onnx_path, "an ONNX model (.onnx)")
+    index = device_index(device)
     trt, cuda = load_tensorrt()
-    identity = gpu_identity(trt, cuda, 0)
+    identity = gpu_identity(trt, cuda, index)
     spec = replace(spec, precision=precision)
-    with _BUILD_LOCK:
-        plan, build = _build(trt, onnx_path, spec, batch, timing_cache, workspace_mb)
+    context = primary_context(cuda, index)
+    context.push()  # TensorRT builds on the current device: the one the sidecar names
+    try:
+        with _BUILD_LOCK, tempfile.TemporaryDirectory(prefix="edgefer-trt-") as scratch:
+            source = _typed_onnx(onnx_path, spec, Path(scratch))
+            plan, build = _build(trt, source, spec, batch, timing_cache, workspace_mb)
+    finally:
+        context.pop()
     build["cuda_driver"] = cuda.get_driver_version()
+    build["device"] = f"cuda:{index}"
     build["source_onnx_sha256"] = file_sha256(onnx_path)
-    record = sidecar_record(spec, identity, batch, build, plan)
-    atomic_write_text(sidecar_path(out_engine), json.dumps(record, indent=2, sort_keys=True) + "\n")
-    with atomic_path(out_engine) as tmp:  # the plan last: a reader never pairs a new plan with an old sidecar
-        tmp.write_bytes(plan)
+    write_engine(out_engine, plan, sidecar_record(spec, identity, batch, build, plan))
     return out_engine
+
+
+def write_engine(out_engine: Path, plan: bytes, record: Mapping[str, object]) -> Path:
+    """The plan first, then its sidecar, each atomically: a reader that sees the new sidecar finds the new
+    plan beside it (the sidecar's sha256 names it), never a new sidecar over an old plan."""
+    with atomic_path(out_engine) as tmp:
+        tmp.write_bytes(plan)
+    atomic_write_text(sidecar_path(out_engine), json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return out_engine
+
+
+def _typed_onnx(onnx_path: Path, spec: ModelSpec, scratch: Path) -> Path:
+    """The ONNX whose own types give ``spec.precision`` in a strongly typed network: an FP32 ONNX asked
+    for fp16 is converted (float32 inputs and outputs kept); every other case is used as given."""
+    if spec.precision != "fp16" or _has_fp16(onnx_path):
+        return onnx_path
+    from edgefer.convert.onnx_export import to_fp16
+
+    return to_fp16(onnx_path, scratch / f"{onnx_path.stem}.fp16.onnx", spec)
+
+
+def _has_fp16(onnx_path: Path) -> bool:
+    import onnx
+
+    model = onnx.load_model(str(onnx_path), load_external_data=False)
+    half = onnx.TensorProto.FLOAT16
+    return any(t.data_type == half for t in model.graph.initializer) or any(
+        node.op_type == "Cast" and any(a.name == "to" and a.i == half for a in node.attribute)
+        for node in model.graph.node)
 
 
 def sidecar_record(spec: ModelSpec, identity: Mapping[str, str], batch: tuple[int, int, int],
@@ -101,7 +141,7 @@ def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], t
     """Parse, configure and build; return the serialised plan and a record of the build settings."""
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: every network is explicit batch
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -117,10 +157,9 @@ def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], t
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    if spec.precision == "fp32":
+    tf32 = hasattr(trt.BuilderFlag, "TF32") and spec.precision != "fp32"
+    if spec.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default; Ampere+ would round fp32 convolutions
-    for flag in FLAGS[spec.precision]:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
     profile = builder.create_optimization_profile()
     low, opt, high = batch
     profile.set_shape(spec.input_name, (low, *spec.input_shape), (opt, *spec.input_shape),
@@ -134,17 +173,23 @@ def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], t
         raise ModelError(f"{onnx_path}: TensorRT could not build an engine ({logger.last_error()})")
     if timing_cache is not None:
         atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
-    build = {"flags": list(FLAGS[spec.precision]), "tf32": spec.precision != "fp32",
-             "workspace_mb": workspace_mb, "explicit_quantization": quantized,
-             "timing_cache": timing_cache is not None}
+    build = {"flags": [], "strongly_typed": True, "tf32": tf32, "workspace_mb": workspace_mb,
+             "explicit_quantization": quantized, "timing_cache": timing_cache is not None}
     return bytes(plan), build
 
 
+def network_flags(trt) -> int:
+    """Strongly typed where this TensorRT has the flag (10.x; in 11 it is the only mode and the flag a no-op)."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    return 0 if flag is None else 1 << int(flag)
+
+
 def _check_network(network, spec: ModelSpec, batch: tuple[int, int, int], onnx_path: Path) -> None:
-    """The parsed network must have the spec's one input (N, C, H, W) and its output."""
+    """The parsed network must have the spec's one input (N, C, H, W) and its one output (the runtime
+    refuses any other, so the builder does too)."""
     inputs = {network.get_input(i).name: tuple(network.get_input(i).shape) for i in range(network.num_inputs)}
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
-    if list(inputs) != [spec.input_name] or spec.output_name not in outputs:
+    if list(inputs) != [spec.input_name] or outputs != [spec.output_name]:
         raise ModelError(f"{onnx_path}: expected input {spec.input_name!r} and output {spec.output_name!r}, "
                          f"found inputs {list(inputs)} and outputs {outputs}")
     dims = inputs[spec.input_name]

@@ -113,6 +113,11 @@ def _tensorrt() -> BackendInfo:
         import tensorrt as trt
     except Exception as err:  # noqa: BLE001
         return BackendInfo("tensorrt", False, reason=_why(err))
+    try:  # edgefer's TensorRT backend moves buffers with pycuda: TensorRT alone cannot run an engine
+        import pycuda.driver  # noqa: F401 - importing creates no CUDA context
+    except Exception as err:  # noqa: BLE001
+        return BackendInfo("tensorrt", False, trt.__version__,
+                           reason=f"pycuda does not load ({_why(err)}); pip install 'edgefer[tensorrt]'")
     gpus = cuda_gpus()
     if not gpus:
         return BackendInfo("tensorrt", False, trt.__version__, reason="no CUDA GPU found")

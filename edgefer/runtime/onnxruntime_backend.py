@@ -32,6 +32,32 @@ PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+#: The device a session runs on, named by the first provider it kept.
+DEVICE_OF_PROVIDER = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda",
+                      "CPUExecutionProvider": "cpu"}
+
+
+def provider_list(device: str) -> list:
+    """The providers for ``device``, with options: the CUDA provider runs with TF32 off (``use_tf32`` is on
+    by default there; TF32 convolutions round fp32 inputs to 10 mantissa bits, not the fp32 the label says)."""
+    providers: list = list(PROVIDERS[device])
+    if "CUDAExecutionProvider" in providers:
+        index = providers.index("CUDAExecutionProvider")
+        providers[index] = ("CUDAExecutionProvider", {"use_tf32": "0"})
+    return providers
+
+
+def device_of(active: list[str]) -> str:
+    """The device a session really runs on, from its providers in priority order (a TensorRT session that
+    kept only CUDA runs on "cuda", not "cpu")."""
+    return DEVICE_OF_PROVIDER.get(active[0], "cpu") if active else "cpu"
+
+
+def runtime_precision(spec_precision: str, device: str, emulated_on_cpu: bool) -> str:
+    """int8 Q/DQ runs as float on the CUDA provider (no int8 kernels there for these ops): say so."""
+    if spec_precision == "int8" and (emulated_on_cpu or device == "cuda"):
+        return "int8-emulated"
+    return spec_precision
 
 
 def _ort():
@@ -82,7 +108,7 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = _session(ort, path, options, wanted)
+        self.session = _session(ort, path, options, provider_list(device))
         device = self._check_providers(path, device, wanted, allow_fallback)
         try:
             spec = spec or read_onnx_spec(self.session)
@@ -94,9 +120,9 @@ class OnnxRuntimeBackend(Backend):
         emulate_int8 = device == "cpu" and spec.precision == "int8" and _int8_kernels_saturate()
         if emulate_int8:  # only now is the precision known; int8 models are small, opening again is cheap
             options.add_session_config_entry("session.disable_quant_qdq", "1")
-            self.session = _session(ort, path, options, wanted)
+            self.session = _session(ort, path, options, provider_list(device))
         check_graph(spec, graph_io(self.session), path)
-        precision = "int8-emulated" if emulate_int8 else spec.precision
+        precision = runtime_precision(spec.precision, device, emulate_int8)
         super().__init__(spec, device=device, precision=precision, threads=threads)
         self.path = path
         self._outputs = [spec.output_name]
@@ -138,11 +164,12 @@ class OnnxRuntimeBackend(Backend):
         active = self.session.get_providers()
         if device == "cpu" or (active and active[0] == wanted[0]):
             return device
+        really = device_of(active)
         self.fallback = (f"{path}: onnxruntime did not enable {wanted[0]} (session providers: "
-                         f"{', '.join(active) or 'none'}); it would silently run on CPU")
+                         f"{', '.join(active) or 'none'}); it would silently run on {really.upper()}")
         if not allow_fallback:
             raise FallbackRefused(self.fallback)
-        return "cpu"
+        return really
 
 
 def _plain_logits(session, name: str, classes: int) -> bool:
@@ -166,13 +193,27 @@ def _int8_kernels_saturate() -> bool:
     return "avx2" in flags and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
 
 
-def _session(ort, path, options, providers: list[str]):
-    """An InferenceSession, with ORT's errors for broken or too-new files made one-line edgefer errors."""
+def _session(ort, path, options, providers: list):
+    """An InferenceSession, with ORT's errors for broken or too-new files made one-line edgefer errors.
+    When a GPU provider's session fails but the CPU provider loads the same file, the provider failed,
+    not the model: BackendUnavailable (exit 5), not ModelError (exit 2)."""
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as err:  # ORT raises its own exception types for broken files
         _raise_if_opset_too_new(path, err, ort.__version__)
+        if providers != PROVIDERS["cpu"] and _loads_on_cpu(ort, path, options):
+            first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+            raise BackendUnavailable(f"{path}: onnxruntime could not create {first} "
+                                     f"({one_line(err)})") from None
         raise ModelError(f"{path}: not a loadable ONNX model ({one_line(err)})") from None
+
+
+def _loads_on_cpu(ort, path, options) -> bool:
+    try:
+        ort.InferenceSession(str(path), sess_options=options, providers=PROVIDERS["cpu"])
+    except Exception:  # noqa: BLE001 - any failure: the model itself is at fault
+        return False
+    return True
 
 
 def _raise_if_opset_too_new(path, err: BaseException, version: str) -> None:

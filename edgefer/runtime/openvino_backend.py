@@ -270,7 +270,14 @@ def _compile_config(device: str, precision: str | None, threads: int | None, per
     if precision is not None:
         types = {"fp32": _ov().Type.f32, "fp16": _ov().Type.f16, "bf16": _ov().Type.bf16}
         config[hints.inference_precision] = types[precision]
-    return config
+    return supported_config(device, config)
+
+
+def supported_config(device: str, config: dict) -> dict:
+    """``config`` without the properties ``device`` does not have: a plugin refuses an unknown one
+    ("Option not found"), and e.g. the GPU plugin has no INFERENCE_NUM_THREADS (a CPU setting)."""
+    supported = set(_core().get_property(device, "SUPPORTED_PROPERTIES"))
+    return {key: value for key, value in config.items() if str(key) in supported}
 
 
 def runtime_precision(compiled, artifact_precision: str) -> str:

@@ -6,8 +6,10 @@ deserialised, because a plan from another TensorRT version or GPU can crash the 
 failing cleanly (and a deserialised plan is executable code: only load your own).
 
 Concurrency: one backend may serve many threads. Each concurrent call borrows its own execution
-context, CUDA stream and I/O buffers from a pool, and pushes the device's primary CUDA context
-around the call (never ``pycuda.autoinit``), so threads created after the backend work too.
+context, CUDA stream and I/O buffers from a bounded pool (:class:`~edgefer.runtime.pool.WorkerPool`),
+and pushes the device's primary CUDA context around the call (never ``pycuda.autoinit``), so threads
+created after the backend work too. ``close()`` waits for the calls in flight before it frees anything.
+The primary context is retained once per process and device and only ever pushed and popped.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import numpy as np
 
 from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
+from edgefer.runtime.pool import PoolClosed, WorkerPool
 from edgefer.spec import ModelSpec
 from edgefer.trust import read_verified_plan
 
@@ -37,8 +39,12 @@ SIDECAR_FORMAT = "edgefer-tensorrt-sidecar/1"
 SIDECAR_KEYS = ("format", "spec", "precision", "tensorrt", "gpu", "compute_capability", "plan_sha256")
 REBUILD = "rebuild with edgefer convert"
 
+#: Workers (execution context + stream + buffers) one backend makes at most; more callers wait.
+MAX_WORKERS = 8
+
 _LOGGER = None
-_LOGGER_LOCK = threading.Lock()
+_LOCK = threading.Lock()
+_PRIMARY: dict[int, object] = {}  # device index -> pycuda Context, retained once per process
 
 
 def sidecar_path(engine: str | os.PathLike) -> Path:
@@ -130,10 +136,20 @@ def gpu_identity(trt, cuda, index: int = 0) -> dict[str, str]:
     return {"tensorrt": trt.__version__, "gpu": device.name(), "compute_capability": f"{major}.{minor}"}
 
 
+def primary_context(cuda, index: int):
+    """Device ``index``'s primary CUDA context, retained once per process and kept: backends push and pop
+    it around their work and never detach it (detaching one backend's handle would release the context
+    every other backend on that device shares)."""
+    with _LOCK:
+        if index not in _PRIMARY:
+            _PRIMARY[index] = cuda.Device(index).retain_primary_context()
+        return _PRIMARY[index]
+
+
 def trt_logger(trt):
     """The process-wide TensorRT logger (TensorRT wants one): warnings and errors go to Python logging."""
     global _LOGGER
-    with _LOGGER_LOCK:
+    with _LOCK:
         if _LOGGER is None:
             _LOGGER = _make_logger(trt)
         return _LOGGER
@@ -197,12 +213,13 @@ class _Worker:
 
 
 class TensorRtBackend(Backend):
-    """A TensorRT plan on one CUDA device; ``threads`` is recorded but unused on the GPU."""
+    """A TensorRT plan on one CUDA device; ``threads`` is recorded but unused on the GPU; ``workers``
+    bounds the concurrent calls (each has its own context, stream and buffers; more callers wait)."""
 
     name = "tensorrt"
 
     def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None,
-                 threads: int | None = None, device: str = "cuda:0"):
+                 threads: int | None = None, device: str = "cuda:0", workers: int = MAX_WORKERS):
         path = check_model_file(path, "a TensorRT engine (.engine or .plan) built by edgefer convert")
         sidecar = read_sidecar(path)
         plan = read_verified_plan(path, sidecar["plan_sha256"], sidecar_path(path).name)
@@ -215,12 +232,9 @@ class TensorRtBackend(Backend):
         self.path = path
         self._cuda = cuda
         self._logger = trt_logger(trt)
-        self._workers: list[_Worker] = []
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._closed = False
+        self._pool: WorkerPool[_Worker] = WorkerPool(self._new_worker, workers, f"{path}: TensorRT")
         self._runtime = self._engine = None
-        self._cuda_context = cuda.Device(index).retain_primary_context()
+        self._cuda_context = primary_context(cuda, index)
         try:
             with self._pushed():
                 self._runtime = trt.Runtime(self._logger)
@@ -228,7 +242,7 @@ class TensorRtBackend(Backend):
                 if self._engine is None:
                     raise ModelError(f"{path}: TensorRT could not load the plan ({self._logger.last_error()})")
                 self._io = _inspect(trt, self._engine, spec, path)
-                self._idle.put(self._new_worker())  # fail here, not on the first frame
+                self._pool.add(self._new_worker())  # fail here, not on the first frame
         except BaseException:
             self.close()
             raise
@@ -248,20 +262,15 @@ class TensorRtBackend(Backend):
         return self._infer(pixels)
 
     def close(self) -> None:
-        """Free every worker's buffers, the engine and the runtime, and release the CUDA context."""
-        if self._closed:
+        """Refuse new calls, wait for those in flight, then free every worker's buffers, the engine and the
+        runtime. Safe to call twice, from any thread; leaves no CUDA context pushed on the calling thread."""
+        workers = self._pool.close()
+        if workers is None:  # another close() did it
             return
-        self._closed = True
-        self._cuda_context.push()
-        try:
-            with self._lock:
-                for worker in self._workers:
-                    worker.free()
-                self._workers.clear()
-                self._idle = queue.SimpleQueue()
-                self._engine = self._runtime = None
-        finally:
-            self._cuda_context.detach()  # detaching the current context also takes it off the stack
+        with self._pushed():
+            for worker in workers:
+                worker.free()
+            self._engine = self._runtime = None
 
     def describe(self) -> dict[str, object]:
         lo, opt, hi = self._io.batch
@@ -276,25 +285,34 @@ class TensorRtBackend(Backend):
             self._cuda_context.pop()
 
     def _new_worker(self) -> _Worker:
-        with self._lock:
-            worker = _Worker(self._engine, self._io, self._cuda)
-            self._workers.append(worker)
-        return worker
+        """Called with the context pushed (at load, or by the pool inside a pushed call)."""
+        return _Worker(self._engine, self._io, self._cuda)
 
     def _infer(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         self.check_open()
         self._check(pixels)
         with self._pushed():
+            worker = self._pool.borrow()  # PoolClosed (exit 5) once close() has begun
             try:
-                worker = self._idle.get_nowait()
-            except queue.Empty:
-                worker = self._new_worker()
-            try:
-                return self._enqueue(worker, pixels)
-            finally:
-                self._idle.put(worker)
+                result = self._enqueue(worker, pixels)
+            except BaseException:
+                self._settle(worker)
+                raise
+            self._pool.give_back(worker)
+            return result
+
+    def _settle(self, worker: _Worker) -> None:
+        """After a failed call: back to the pool once its stream has drained, or freed if the stream is broken."""
+        try:
+            worker.stream.synchronize()
+        except self._cuda.Error as err:
+            LOG.warning("%s: dropping a TensorRT worker whose stream failed (%s)", self.path, one_line(err))
+            self._pool.discard(worker).free()
+            return
+        self._pool.give_back(worker)
 
     def _enqueue(self, worker: _Worker, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        """One call on ``worker``; returns only after its stream is synchronised."""
         cuda, io, count = self._cuda, self._io, len(pixels)
         host_in, host_out = worker.host_in[:count], worker.host_out[:count]
         np.copyto(host_in, pixels, casting="same_kind")
@@ -315,6 +333,8 @@ class TensorRtBackend(Backend):
         return logits, copied.time_since(start), computed.time_since(copied), done.time_since(computed)
 
     def _check(self, pixels: np.ndarray) -> None:
+        if self._pool.closed:
+            raise PoolClosed(f"{self.path}: the TensorRT backend is closed")
         shape = getattr(pixels, "shape", None)
         if not isinstance(pixels, np.ndarray) or pixels.ndim != 4 or shape[1:] != self._io.sample_shape:
             raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self._io.sample_shape))}), "

@@ -244,3 +244,20 @@ def test_missing_openvino_is_backend_unavailable(irs, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(BackendUnavailable, match="openvino is not installed"):
         OpenVinoBackend(irs["p12-s", "fp32"])
+
+
+def test_compile_config_keeps_only_the_devices_own_properties():
+    """The GPU plugin has no INFERENCE_NUM_THREADS ("Option not found"): properties are filtered by the
+    device's SUPPORTED_PROPERTIES. Proved here on the CPU plugin with a property only the GPU plugin has."""
+    pytest.importorskip("openvino")
+    import openvino.properties.hint as hints
+
+    from edgefer.runtime.openvino_backend import _compile_config, _core, supported_config
+
+    config = _compile_config("CPU", "fp32", 2, "latency")
+    assert {str(k) for k in config} == {"PERFORMANCE_HINT", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT"}
+    gpu_only = "GPU_QUEUE_THROTTLE"  # an Intel GPU plugin property; the CPU plugin does not list it
+    assert gpu_only not in _core().get_property("CPU", "SUPPORTED_PROPERTIES")
+    kept = supported_config("CPU", {**config, gpu_only: "HIGH"})
+    assert gpu_only not in kept and kept == config
+    assert kept[hints.performance_mode] == hints.PerformanceMode.LATENCY

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefer.convert.tensorrt_build import build_engine, sidecar_record, tensorrt_available
+from edgefer.convert.tensorrt_build import build_engine, sidecar_record, tensorrt_available, write_engine
 from edgefer.errors import BackendUnavailable, InputError, ModelError, UnsafeModelError
 from edgefer.runtime.loader import backend_class, open_backend
 from edgefer.runtime.tensorrt_backend import TensorRtBackend, check_compatible, read_sidecar, sidecar_path
 from edgefer.spec import ModelSpec
+from edgefer.trust import read_verified_plan
 from edgefer.zoo import pretrained
 
 A100 = {"tensorrt": "10.3.0", "gpu": "NVIDIA A100-SXM4-40GB", "compute_capability": "8.0"}
@@ -96,6 +97,27 @@ def test_sidecar_record_reads_back(tmp_path):
     record = read_sidecar(engine)
     assert record["precision"] == "fp32" and record["batch"] == {"min": 1, "opt": 1, "max": 8}
     assert ModelSpec.from_json(json.dumps(record["spec"])) == ModelSpec()
+
+
+def test_engine_is_written_plan_first_then_sidecar(tmp_path):
+    """A rebuild that fails writing the plan leaves the old pair intact: the sidecar is never newer."""
+    old = write_engine(tmp_path / "model.engine", b"old plan", sidecar_record(ModelSpec(), A100, (1, 1, 8), {},
+                                                                            b"old plan"))
+    record = read_sidecar(old)
+    assert read_verified_plan(old, record["plan_sha256"], "sidecar") == b"old plan"
+    (tmp_path / "blocked.engine").mkdir()  # the plan cannot be renamed over a folder
+    with pytest.raises(OSError):
+        write_engine(tmp_path / "blocked.engine", b"new plan",
+                     sidecar_record(ModelSpec(), A100, (1, 1, 8), {}, b"new plan"))
+    assert not sidecar_path(tmp_path / "blocked.engine").exists() and not list(tmp_path.glob(".*.tmp"))
+    new = write_engine(old, b"new plan", sidecar_record(ModelSpec(), A100, (1, 1, 8), {}, b"new plan"))
+    assert read_verified_plan(new, read_sidecar(new)["plan_sha256"], "sidecar") == b"new plan"
+
+
+def test_build_on_a_non_cuda_device_is_refused(tmp_path):
+    onnx_file = Path(shutil.copy(pretrained("microexpnet-ck").onnx, tmp_path / "model.onnx"))
+    with pytest.raises(BackendUnavailable, match="CUDA devices"):
+        build_engine(onnx_file, tmp_path / "out.engine", ModelSpec(), device="cpu")
 
 
 def test_non_cuda_device_is_refused(tmp_path):
@@ -235,10 +257,99 @@ def test_eight_threads_sharing_one_backend_give_single_thread_results(engines):
 
 
 @pytest.mark.gpu
-def test_run_timed_reports_copy_and_compute_times(engines):
+def test_run_timed_split_adds_up_to_the_call(engines):
+    """Copy in + compute + copy out, timed by GPU events, fit inside the call's wall time and are most of it."""
+    import time
+
+    batch = pixels(32)
     with TensorRtBackend(engines["fp32"]) as backend:
-        logits, h2d_ms, compute_ms, d2h_ms = backend.run_timed(pixels(8))
-    assert logits.shape == (8, 8) and min(h2d_ms, compute_ms, d2h_ms) >= 0
+        for _ in range(3):
+            backend.run_timed(batch)
+        walls, splits = [], []
+        for _ in range(20):
+            start = time.perf_counter()
+            logits, *split = backend.run_timed(batch)
+            walls.append((time.perf_counter() - start) * 1e3)
+            splits.append(split)
+    assert logits.shape == (32, 8)
+    h2d_ms, compute_ms, d2h_ms = np.median(np.asarray(splits), axis=0)
+    wall = float(np.median(walls))
+    assert min(h2d_ms, compute_ms, d2h_ms) > 0
+    assert h2d_ms + compute_ms <= h2d_ms + compute_ms + d2h_ms <= 1.10 * wall + 0.05, (h2d_ms, compute_ms, wall)
+    assert h2d_ms + compute_ms + d2h_ms >= 0.1 * wall, (h2d_ms, compute_ms, d2h_ms, wall)
+
+
+@pytest.mark.gpu
+def test_use_after_close_is_refused_and_close_twice_is_harmless(engines):
+    from edgefer.runtime.pool import PoolClosed
+
+    backend = TensorRtBackend(engines["fp32"])
+    backend.run(pixels(1))
+    backend.close()
+    backend.close()
+    with pytest.raises(PoolClosed, match="closed"):
+        backend.run(pixels(1))
+
+
+@pytest.mark.gpu
+def test_close_during_inference_waits_for_the_calls_in_flight(engines, reference):
+    """Eight threads infer while the main thread closes: every call either returns the right logits (its
+    buffers were not freed under it) or is refused as closed; nothing crashes."""
+    import threading
+
+    from edgefer.runtime.pool import PoolClosed
+
+    backend = TensorRtBackend(engines["fp32"])
+    batch = pixels(32, seed=9)
+    expected = reference.run(batch)
+    results, ends, started = [], [], threading.Event()
+
+    def infer():
+        for _ in range(200):
+            try:
+                logits = backend.run(batch)
+            except PoolClosed:
+                ends.append("refused")
+                return
+            started.set()
+            results.append(logits)
+        ends.append("finished")
+
+    threads = [threading.Thread(target=infer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    backend.close()
+    for thread in threads:
+        thread.join()
+    assert results and len(ends) == 8 and "refused" in ends
+    for logits in results:
+        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_close_leaves_no_cuda_context_pushed(engines):
+    """In a fresh thread (no current context to start with): load, run, close, and no context is current."""
+    import threading
+
+    import pycuda.driver as cuda
+
+    outcome = []
+
+    def life():
+        backend = TensorRtBackend(engines["fp32"])
+        backend.run(pixels(1))
+        backend.close()
+        try:
+            cuda.Context.get_device()  # fails with no current context
+            outcome.append("a context is still pushed")
+        except cuda.Error:
+            outcome.append("clean")
+
+    thread = threading.Thread(target=life)
+    thread.start()
+    thread.join()
+    assert outcome == ["clean"]
 
 
 @pytest.mark.gpu
