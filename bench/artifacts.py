@@ -5,10 +5,15 @@ them: the PyTorch weights as a safetensors file (the torch backend's deployable 
 and ``reference.npz``, the validation face crops with the PyTorch logits, so every backend's
 parity can be measured on the backend itself without torch. With a kept work folder,
 ``manifest.json`` lets a later run reuse what was built.
+
+On a device install without torch (no edgefer[train]) a bundled model still benches: its ONNX file
+is the artifact for ONNX Runtime and OpenVINO (which reads ONNX), and the reference logits are
+ONNX Runtime's on that file (the file the tests hold to the authors' TensorFlow logits at 1e-4).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Callable
@@ -30,6 +35,9 @@ REFERENCE = "reference.npz"
 def build(job: BuildJob, emit: Callable[[dict], None]) -> None:
     folder = Path(job.folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if _bundled_without_torch(job.model):
+        _build_bundled(job, emit, folder)
+        return
     cached = _read_manifest(folder)
     for precision in job.precisions:
         formats = [f for f in job.formats if precision in FORMAT_PRECISIONS[f]]  # bf16: OpenVINO only
@@ -49,6 +57,45 @@ def build(job: BuildJob, emit: Callable[[dict], None]) -> None:
     else:
         emit({"reference": str(folder / REFERENCE)})
     _write_manifest(folder, cached)
+
+
+def _bundled_without_torch(model: str) -> bool:
+    from edgefer.zoo import PRETRAINED
+
+    return model in PRETRAINED and importlib.util.find_spec("torch") is None
+
+
+def _build_bundled(job: BuildJob, emit: Callable[[dict], None], folder: Path) -> None:
+    """The bundled fp32 ONNX for onnx and openvino; anything needing a conversion fails with the reason."""
+    from edgefer.zoo import PRETRAINED
+
+    onnx = PRETRAINED[job.model].onnx
+    for precision in job.precisions:
+        for fmt in job.formats:
+            if precision == "fp32" and fmt in ("onnx", "openvino"):
+                info = ArtifactInfo(fmt, precision, str(onnx), onnx.stat().st_size)
+            else:
+                info = ArtifactInfo(fmt, precision, "", status="failed",
+                                    reason=f"{fmt} {precision} needs edgefer convert, which needs torch: "
+                                           "pip install 'edgefer[train]'")
+            emit({"artifact": asdict(info)})
+    if job.torch_weights:
+        emit({"artifact": asdict(ArtifactInfo("safetensors", "fp32", "", status="failed",
+                                              reason="torch is not installed"))})
+    emit({"reference": str(_reference_without_torch(onnx, folder))})
+
+
+def _reference_without_torch(onnx: Path, folder: Path) -> Path:
+    """The validation crops and ONNX Runtime's logits on the bundled ONNX (single thread, CPU)."""
+    from edgefer.convert.calibration import builtin_validation_crops
+    from edgefer.runtime.loader import open_backend
+
+    backend = open_backend(onnx, "onnxruntime", threads=1)
+    pixels = builtin_validation_crops()
+    logits = backend.run(pixels)
+    with atomic_path(folder / REFERENCE) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, pixels=pixels, logits=logits)
+    return folder / REFERENCE
 
 
 def _convert(job: BuildJob, precision: str, formats: list[str], folder: Path) -> list[ArtifactInfo]:

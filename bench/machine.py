@@ -9,7 +9,7 @@ import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from edgefer.sysinfo import SystemInfo, cpu_flags
+from edgefer.sysinfo import SystemInfo, cpu_flags, emulation
 
 #: CPU features that change which precision a CPU backend picks, or how fast INT8 runs.
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd")
@@ -33,6 +33,9 @@ class Machine:
     backends: list[dict[str, object]] = field(default_factory=list)
     edgefer_version: str | None = None
     git_sha: str | None = None  # of the edgefer source tree, "+dirty" when it has local changes
+    #: Timings from an emulated machine (qemu-user) say nothing about a real device's speed.
+    emulated: bool = False
+    emulation: str = ""  # how it is emulated
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -50,7 +53,7 @@ def describe_machine(system: SystemInfo, name: str | None = None) -> Machine:
         python=system.python, memory_gb=_memory_gb(), cpu_flags=_cpu_flags(), governor=_governor(),
         load_average=load_average(), gpus=system.gpus, gpu_driver=nvidia_driver(),
         libraries=system.libraries, backends=[asdict(b) for b in system.backends],
-        edgefer_version=_edgefer_version(), git_sha=git_sha())
+        edgefer_version=_edgefer_version(), git_sha=git_sha(), emulated=bool(emulation()), emulation=emulation())
 
 
 def _memory_gb() -> float | None:

@@ -37,9 +37,16 @@ RECORD_COLUMNS = ("machine", "model", "backend", "device", "precision", "runtime
                   "classify_ms", "detection_share", "stream_fps", "stream_ids", "reason")
 
 
+LATENCY_TITLE = "Per-image latency at batch 1"
+THROUGHPUT_TITLE = "Throughput (images/s)"
+EMULATED = " — EMULATED machines (qemu): not a real device's speed"
+
+
 @dataclass
 class Report:
-    """One table per question: machines, sizes, latency at batch 1, speed-up, throughput, distribution, backends."""
+    """One table per question: machines, sizes, latency at batch 1, speed-up, throughput, distribution, backends.
+    Emulated machines (qemu-user) get latency and throughput tables of their own, apart from real machines'
+    figures (their timings say nothing about a device's speed)."""
 
     results: list[BenchResult]
     machines: Table
@@ -52,6 +59,8 @@ class Report:
     files: Table | None = None
     best: Table | None = None  # each backend at its best precision beside fp32 (bench/recommend.py)
     frames: Table | None = None
+    emulated_latency: Table | None = None
+    emulated_throughput: Table | None = None
 
     @classmethod
     def of(cls, results: Sequence[BenchResult], authors: AuthorsTiming | None = None) -> Report:
@@ -60,10 +69,22 @@ class Report:
 
         if not results:
             raise InputError("no result files given")
+        real = [r for r in results if not r.machine.emulated]
+        emulated = [r for r in results if r.machine.emulated]
+        main, suffix = (real, "") if real else (emulated, EMULATED)
+        apart = bool(real and emulated)
         return cls(list(results), machines_table(results), sizes_table(results),
-                   latency_table(results, authors=authors), speedup_table(results), throughput_table(results),
-                   distribution_table(results), backends_table(results), files_table(results),
-                   best_precision_table(results), frames_table(results))
+                   latency_table(main, LATENCY_TITLE + suffix, authors=authors), speedup_table(main),
+                   throughput_table(main, THROUGHPUT_TITLE + suffix), distribution_table(main),
+                   backends_table(results), files_table(results), best_precision_table(main), frames_table(main),
+                   latency_table(emulated, LATENCY_TITLE + EMULATED) if apart else None,
+                   throughput_table(emulated, THROUGHPUT_TITLE + EMULATED) if apart else None)
+
+    @property
+    def main_results(self) -> list[BenchResult]:
+        """The results the main tables show: the real machines', or the emulated ones' when there are no others."""
+        real = [r for r in self.results if not r.machine.emulated]
+        return real or list(self.results)
 
     @property
     def tables(self) -> list[Table]:
@@ -71,7 +92,8 @@ class Report:
         sizes = self.sizes if self.sizes.rows else None
         backends = self.backends if self.backends.rows else None
         return [t for t in (self.machines, self.files, sizes, latency, self.speedup, self.throughput,
-                            self.distribution, self.best, self.frames, backends) if t is not None]
+                            self.distribution, self.best, self.frames, self.emulated_latency, self.emulated_throughput,
+                            backends) if t is not None]
 
     def markdown(self, plots: Sequence[str] = ()) -> str:
         parts = ["# edgefer bench", ""]
@@ -97,6 +119,10 @@ def machines_table(results: Sequence[BenchResult]) -> Table:
         versions = [Value(m.libraries.get(lib) or "-") for lib in LIBRARIES]
         loads = "; ".join(_loads(r.machine.load_average, r.machine.load_average_end) for r in group)
         wall = sum(r.wall_seconds for r in group)
+        if m.emulated:
+            table.notes.append(f"{m.name} is EMULATED ({m.emulation or 'qemu'}): its timings say nothing about "
+                               "a real device's speed and are kept apart from the real machines'.")
+            label = f"{label} (emulated)"
         table.rows.append([Value(label), Value(m.cpu), Value(str(m.cores), m.cores),
                            Value(f"{m.memory_gb:g}" if m.memory_gb else "-", m.memory_gb),
                            Value(", ".join(m.gpus) or "-"), Value(m.gpu_driver or "-"), *versions,
@@ -165,9 +191,9 @@ def write_report(report: Report, out: Path, plot: bool = True) -> list[Path]:
     if plot:
         from edgefer.bench.plot import plot_latency, plot_throughput
 
-        written.append(plot_latency(report.results, out / "latency.png"))
+        written.append(plot_latency(report.main_results, out / "latency.png"))
         if report.throughput is not None:
-            written.append(plot_throughput(report.results, out / "throughput.png"))
+            written.append(plot_throughput(report.main_results, out / "throughput.png"))
     plots = [p.name for p in written]
     written.append(atomic_write_text(out / "report.md", report.markdown(plots)))
     written.append(atomic_write_text(out / "sizes.csv", render_csv(report.sizes)))
@@ -178,5 +204,7 @@ def write_report(report: Report, out: Path, plot: bool = True) -> list[Path]:
         written.append(atomic_write_text(out / "best_precision.csv", render_csv(report.best)))
     if report.frames is not None:
         written.append(atomic_write_text(out / "frames.csv", render_csv(report.frames)))
+    if report.emulated_latency is not None:
+        written.append(atomic_write_text(out / "latency-emulated.csv", render_csv(report.emulated_latency)))
     written.append(atomic_write_text(out / "records.csv", records_csv(report.results)))
     return written

@@ -304,13 +304,13 @@ def speedup_table(results: Iterable[BenchResult]) -> Table | None:
     return table if table.rows else None
 
 
-def throughput_table(results: Iterable[BenchResult]) -> Table | None:
+def throughput_table(results: Iterable[BenchResult], title: str = "Throughput (images/s)") -> Table | None:
     sheet = _Sheet.of(results)
     columns = sheet.columns(lambda r: r.batch > 1 or _mode(r) != "latency")
     if not columns:
         return None
     labels = _labels(columns, sheet, batch=True)
-    table = Table("Throughput (images/s)", ["model", "params", *[f"{lab} img/s" for lab in labels]],
+    table = Table(title, ["model", "params", *[f"{lab} img/s" for lab in labels]],
                   numeric=set(range(1, len(labels) + 2)),
                   description="Images per second = batch × requests in flight × 1000 ÷ mean milliseconds per call "
                               "(b256: batch 256; 2T: 2 threads; 4 in flight: throughput mode). Per-call "

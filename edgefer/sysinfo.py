@@ -42,6 +42,29 @@ class SystemInfo:
         return asdict(self)
 
 
+#: Set by an emulation harness (tools/check_aarch64.sh) to say how this machine is emulated.
+EMULATED_ENV = "EDGEFER_EMULATED"
+_X86_CPUINFO = ("vendor_id", "flags")  # x86 /proc/cpuinfo keys; an Arm kernel writes "Features", "CPU implementer"
+
+
+def emulation() -> str:
+    """How this machine is emulated ("" when it runs natively): $EDGEFER_EMULATED, or an Arm Python reading an
+    x86 /proc/cpuinfo, which is what qemu-user shows (it runs Arm code on the host's CPU)."""
+    forced = os.environ.get(EMULATED_ENV, "").strip()
+    if forced:
+        return forced
+    if platform.machine().lower() not in ("aarch64", "arm64", "armv7l", "armv8l"):
+        return ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            keys = {line.split(":", 1)[0].strip() for line in handle if ":" in line}
+    except OSError:
+        return ""
+    if keys & set(_X86_CPUINFO):
+        return f"qemu-user: {platform.machine()} code on an x86-64 host (/proc/cpuinfo is the host's)"
+    return ""
+
+
 def cpu_name() -> str:
     """The CPU's model name (Linux /proc/cpuinfo, else platform.processor())."""
     try:

@@ -58,3 +58,68 @@ else
 fi
 [ "$(chroot "$ROOT" uname -m 2>>"$LOG")" = aarch64 ] || fail "the arm64 root does not run (chroot uname -m is not aarch64)"
 [ "${ROOT_ONLY:-0}" = 1 ] && { say "root ready"; exit 0; }
+
+# --- what goes into the root: this tree's wheel, the authors' reference, the astronaut, the checks ---
+WORK=/opt/edgefer-check  # inside the root
+HOST_WORK=$ROOT$WORK
+rm -rf "$HOST_WORK/dist" "$HOST_WORK/out"
+mkdir -p "$HOST_WORK/dist" "$HOST_WORK/out"
+STAGE=$(mktemp -d)
+if git rev-parse --git-dir >/dev/null 2>&1; then  # tracked and untracked-not-ignored files: no .venv, no build/
+    git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$STAGE"
+else
+    tar --exclude=./.venv --exclude=./.git --exclude=./build -cf - . | tar -xf - -C "$STAGE"
+fi
+say "building the wheel"
+"${PYTHON:-python3}" -m pip wheel -q --no-deps -w "$HOST_WORK/dist" "$STAGE" >>"$LOG" 2>&1 || fail "building the wheel (see $LOG)"
+rm -rf "$STAGE"
+WHEEL=$(cd "$HOST_WORK/dist" && ls edgefer-*.whl | head -1)
+cp tests/reference/authors_reference.npz tests/fixtures/astronaut.png tools/aarch64_checks.py "$HOST_WORK/"
+# Trap 1: pip in the root must trust what the host trusts (a proxy's CA as well as the public ones).
+cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/edgefer-host-ca.crt"
+cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+
+# Trap 2: /proc and /dev only. With /sys bind-mounted, ONNX Runtime's cpuinfo segfaults under qemu.
+cleanup() { umount "$ROOT/dev" "$ROOT/proc" 2>/dev/null; }
+trap cleanup EXIT
+mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc" || fail "mounting /proc in the root"
+mountpoint -q "$ROOT/dev" || mount --bind /dev "$ROOT/dev" || fail "bind-mounting /dev in the root"
+
+inroot() {
+    chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/edgefer-host-ca.crt SSL_CERT_FILE=/etc/ssl/certs/edgefer-host-ca.crt \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 PYTHONUNBUFFERED=1 \
+        ${HTTPS_PROXY:+HTTPS_PROXY=$HTTPS_PROXY} ${HTTP_PROXY:+HTTP_PROXY=$HTTP_PROXY} \
+        ${https_proxy:+https_proxy=$https_proxy} ${http_proxy:+http_proxy=$http_proxy} "$@"
+}
+
+RESULTS=$HOST_WORK/out/results.txt
+: > "$RESULTS"
+stage() {  # stage NAME EXTRA: a fresh venv, the wheel with EXTRA, then aarch64_checks.py NAME
+    local name=$1 extra=$2 venv=$WORK/venv-$1
+    say "$name: pip install $WHEEL$extra under emulation (~5 min)"
+    inroot python3 -m venv --clear "$venv" >>"$LOG" 2>&1 || { echo "FAIL $name venv: python3 -m venv failed" >>"$RESULTS"; return; }
+    if ! inroot "$venv/bin/pip" install --cache-dir "$WORK/pip-cache" "$WORK/dist/$WHEEL$extra" >>"$LOG" 2>&1; then
+        echo "FAIL $name install: pip install $WHEEL$extra failed (see $LOG)" >>"$RESULTS"
+        return
+    fi
+    inroot "$venv/bin/python" -c "import sys, numpy, onnxruntime, cv2; print('versions: python', sys.version.split()[0], \
+'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__, 'opencv', cv2.__version__)" 2>>"$LOG" | tee -a "$LOG"
+    say "$name: checks"
+    inroot "$venv/bin/python" "$WORK/aarch64_checks.py" "$name" --reference "$WORK/authors_reference.npz" \
+        --image "$WORK/astronaut.png" --out "$WORK/out/$name" 2>>"$LOG" | tee -a "$LOG" "$RESULTS"
+    [ "${PIPESTATUS[0]}" = 0 ] || grep -q "^FAIL" "$RESULTS" || echo "FAIL $name checks: exited non-zero (see $LOG)" >>"$RESULTS"
+}
+stage plain ""
+stage openvino "[openvino]"
+
+PASSED=$(grep -c "^ok" "$RESULTS")
+FAILED=$(grep -c "^FAIL" "$RESULTS")
+SECONDS_TAKEN=$(( $(date +%s) - START ))
+BENCH=$(grep "edgefer bench" "$RESULTS" | sed 's/.*: exit [0-9]*, //')
+if [ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]; then
+    echo "aarch64 check: PASSED $PASSED/$PASSED checks (Debian trixie arm64 under qemu-user, wheel $WHEEL, no extras and [openvino]; bench $BENCH) in ${SECONDS_TAKEN}s"
+    exit 0
+fi
+echo "aarch64 check: FAILED $FAILED of $((PASSED + FAILED)) checks ($(grep "^FAIL" "$RESULTS" | cut -d: -f1 | sed 's/^FAIL //' | paste -sd, -)) in ${SECONDS_TAKEN}s; log: $LOG"
+exit 1

@@ -98,6 +98,10 @@ def bench(
     if busy:
         warn(busy)
     report = Report.of([result])
+    if result.machine.emulated:
+        typer.echo(f"edgefer: warning: this machine is emulated ({result.machine.emulation}): the timings say "
+                   "nothing about a real device's speed (the JSON records it; edgefer report keeps it apart)",
+                   err=True)
     for table in report.tables[1:]:  # the machines table is for reports of several machines
         typer.echo(render_markdown(table))
     typer.echo(recommendation_text(result.records))

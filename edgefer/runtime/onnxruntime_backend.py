@@ -20,6 +20,7 @@ import numpy as np
 
 from edgefer.errors import BackendUnavailable, FallbackRefused, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
+from edgefer.runtime.nativelog import native_stderr_filtered
 from edgefer.spec import METADATA_KEY, ModelSpec
 from edgefer.sysinfo import cpu_flags
 
@@ -62,7 +63,8 @@ def runtime_precision(spec_precision: str, device: str, emulated_on_cpu: bool) -
 
 def _ort():
     try:
-        import onnxruntime
+        with native_stderr_filtered():  # cpuinfo's noise where /sys is unreadable (qemu, containers)
+            import onnxruntime
     except ImportError as err:
         raise BackendUnavailable(f"onnxruntime is not installed ({err})") from None
     return onnxruntime
@@ -198,7 +200,8 @@ def _session(ort, path, options, providers: list):
     When a GPU provider's session fails but the CPU provider loads the same file, the provider failed,
     not the model: BackendUnavailable (exit 5), not ModelError (exit 2)."""
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        with native_stderr_filtered():
+            return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as err:  # ORT raises its own exception types for broken files
         _raise_if_opset_too_new(path, err, ort.__version__)
         if providers != PROVIDERS["cpu"] and _loads_on_cpu(ort, path, options):

@@ -158,6 +158,38 @@ def test_report_merges_machines(run_json, tmp_path):
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_keeps_emulated_machines_apart(run_json, tmp_path):
+    """An emulated machine (qemu-user) gets its own tables, marked so; the real machine's tables hold only it."""
+    emulated = tmp_path / "emulated.json"
+    data = json.loads(run_json.read_text())
+    data["machine"].update(name="arm-qemu", emulated=True, emulation="qemu-user: aarch64 on x86-64")
+    emulated.write_text(json.dumps(data))
+    out = tmp_path / "report"
+    result = cli("report", run_json, emulated, "--out", out)
+    assert result.exit_code == 0, result.output
+    markdown = (out / "report.md").read_text()
+    real, _, rest = markdown.partition("## Per-image latency at batch 1 — EMULATED")
+    assert "box-a onnxruntime ms" in real and "arm-qemu onnxruntime ms" not in real.split("## Per-image")[1]
+    assert "arm-qemu onnxruntime ms" in rest and "box-a onnxruntime ms" not in rest.split("## Backends")[0]
+    assert "| arm-qemu (emulated) |" in markdown and "arm-qemu is EMULATED (qemu-user" in markdown
+    assert (out / "latency-emulated.csv").is_file()
+    alone = tmp_path / "alone"
+    assert cli("report", emulated, "--out", alone).exit_code == 0
+    assert "## Per-image latency at batch 1 — EMULATED" in (alone / "report.md").read_text()
+
+
+def test_emulation_is_detected_from_the_environment(monkeypatch):
+    from edgefer.bench.machine import describe_machine
+    from edgefer.sysinfo import EMULATED_ENV, detect, emulation
+
+    monkeypatch.delenv(EMULATED_ENV, raising=False)
+    assert emulation() == ""  # this x86-64 machine runs natively
+    monkeypatch.setenv(EMULATED_ENV, "qemu-user aarch64")
+    machine = describe_machine(detect(include_torch=False), "arm")
+    assert machine.emulated and machine.emulation == "qemu-user aarch64"
+    assert machine.to_dict()["emulated"] is True
+
+
 def test_report_refuses_a_foreign_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": 7}')

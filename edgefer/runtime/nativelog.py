@@ -1,0 +1,44 @@
+"""Filter what native libraries print straight to file descriptor 2, keeping everything but known noise.
+
+ONNX Runtime's bundled cpuinfo writes "Error in cpuinfo: ..." / "Warning in cpuinfo: ..." lines when it
+cannot read /sys (containers, qemu-user on aarch64) although inference is unaffected. Python's logging
+never sees them, so they are caught at the file-descriptor level while a session is made, and every
+other line is written back to stderr afterwards: real errors still show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+
+#: Lines known to be noise: cpuinfo's complaints about /proc and /sys it cannot parse.
+CPUINFO_NOISE = re.compile(r"^(Error|Warning) in cpuinfo: ")
+
+_LOCK = threading.RLock()  # fd 2 is process-wide: one capture at a time, nested ones inside it
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise: re.Pattern[str] = CPUINFO_NOISE) -> Iterator[None]:
+    """Capture fd 2 meanwhile; afterwards write back every captured line that ``noise`` does not match."""
+    with _LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                text = capture.read().decode("utf-8", errors="replace")
+                kept = "".join(line for line in text.splitlines(keepends=True) if not noise.match(line))
+                if kept:
+                    sys.stderr.write(kept)
+                    sys.stderr.flush()

@@ -1,0 +1,40 @@
+"""Native stderr filtering: cpuinfo's noise goes, every other line a C library writes to fd 2 stays."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from edgefer.runtime.nativelog import native_stderr_filtered
+
+
+def test_cpuinfo_noise_is_dropped_and_real_errors_are_kept(capfd):
+    with native_stderr_filtered():
+        os.write(2, b"Error in cpuinfo: failed to parse the list of possible processors\n")
+        os.write(2, b"Warning in cpuinfo: /sys/devices/system/cpu/possible not found\n")
+        os.write(2, b"libfoo: real trouble\n")
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "cpuinfo" not in err
+    assert err.index("libfoo: real trouble") < err.index("after")
+
+
+def test_fd2_is_restored_after_an_exception(capfd):
+    try:
+        with native_stderr_filtered():
+            os.write(2, b"kept before the error\n")
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    os.write(2, b"still reaches stderr\n")
+    err = capfd.readouterr().err
+    assert "kept before the error" in err and "still reaches stderr" in err
+
+
+def test_a_session_is_made_with_a_clean_stderr():
+    """A whole process: import edgefer's ONNX Runtime backend and open a model; nothing on stderr."""
+    code = ("from edgefer.runtime import open_backend; from edgefer.zoo import PRETRAINED; "
+            "open_backend(PRETRAINED['microexpnet-ck'].onnx, threads=1)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
