@@ -102,7 +102,8 @@ def _convert(job: BuildJob, precision: str, formats: list[str], folder: Path) ->
     from edgefer.convert.pipeline import ConvertRequest, convert
 
     start = time.perf_counter()
-    request = ConvertRequest(job.model, tuple(formats), precision, folder, max_batch=job.max_batch)
+    request = ConvertRequest(job.model, tuple(formats), precision, folder, max_batch=job.max_batch,
+                             opt_batches=tuple(job.opt_batches))
     try:
         artifacts = convert(request, progress=lambda _: None)
     except Exception as err:  # noqa: BLE001 - every failure becomes a failed artifact with its reason

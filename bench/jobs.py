@@ -26,6 +26,7 @@ class BuildJob:
     max_batch: int
     out: str
     kind: str = "build"
+    opt_batches: list[int] = field(default_factory=list)  # TensorRT: a profile tuned for each benched batch
 
 
 @dataclass

@@ -179,7 +179,8 @@ def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context, re
     torch_weights = any(b.format == "safetensors" for b in runnable)
     folder = context.work / model.name
     job = BuildJob(model.name, formats, precisions if formats else [], torch_weights, str(folder),
-                   request.max_batch, str(context.work / "jobs" / f"{model.name}.build.jsonl"))
+                   request.max_batch, str(context.work / "jobs" / f"{model.name}.build.jsonl"),
+                   opt_batches=sorted(set(request.batches_for(model))))
     (context.work / "jobs").mkdir(exist_ok=True)
     context.progress.doing(f"{model.name}: building {', '.join(formats) or 'reference'}")
     outcome = run_worker(job, context.work / "jobs" / f"{model.name}.build.json", request.build_timeout)

@@ -36,6 +36,8 @@ class ConvertRequest:
     max_batch: int = DEFAULT_MAX_BATCH
     opset: int = 18
     name: str | None = None  # the files' base name (default: the model's, or the run folder's)
+    #: TensorRT, dynamic batch: one optimisation profile tuned for each of these batch sizes (default: opt 1).
+    opt_batches: tuple[int, ...] = ()
 
 
 @dataclass
@@ -235,7 +237,8 @@ def _build(fmt: str, source: Source, request: ConvertRequest, base_onnx: Path, s
 
             batch = (request.batch,) * 3 if request.batch else (1, 1, request.max_batch)
             build_engine(base_onnx, target, spec, precision=precision, batch=batch,
-                         timing_cache=cache_dir("tensorrt-timing.cache"))
+                         timing_cache=cache_dir("tensorrt-timing.cache"),
+                         opt_batches=() if request.batch else request.opt_batches)
     except Exception as err:  # noqa: BLE001 - any build failure is reported per artifact
         artifact.status, artifact.reason = "failed", f"build failed: {type(err).__name__}: {err}"
     return artifact

@@ -54,11 +54,15 @@ def tensorrt_available() -> str | None:
 
 def build_engine(onnx_path: Path, out_engine: Path, spec: ModelSpec, precision: str = "fp32",
                  batch: tuple[int, int, int] = (1, 1, 256), timing_cache: Path | None = None,
-                 workspace_mb: int = 1024, device: str = "cuda:0") -> Path:
+                 workspace_mb: int = 1024, device: str = "cuda:0", opt_batches: tuple[int, ...] = ()) -> Path:
     """Build ``out_engine`` from ``onnx_path`` for batches ``(min, opt, max)`` on ``device`` and write its
-    sidecar (which records that device's GPU)."""
+    sidecar (which records that device's GPU). ``opt_batches``: one optimisation profile per batch size,
+    each tuned for it over the same min..max (TensorRT picks kernels for a profile's opt; the runtime
+    runs each call on the profile nearest its batch), instead of the one profile ``batch``."""
     onnx_path, out_engine = Path(onnx_path), Path(out_engine)
     _check_request(precision, batch, workspace_mb)
+    batch = tuple(batch)
+    profiles = profile_shapes(batch, opt_batches)
     check_model_file(onnx_path, "an ONNX model (.onnx)")
     index = device_index(device)
     trt, cuda = load_tensorrt()
@@ -69,13 +73,13 @@ def build_engine(onnx_path: Path, out_engine: Path, spec: ModelSpec, precision: 
     try:
         with _BUILD_LOCK, tempfile.TemporaryDirectory(prefix="edgefer-trt-") as scratch:
             source = _typed_onnx(onnx_path, spec, Path(scratch))
-            plan, build = _build(trt, source, spec, batch, timing_cache, workspace_mb)
+            plan, build = _build(trt, source, spec, profiles, timing_cache, workspace_mb)
     finally:
         context.pop()
     build["cuda_driver"] = cuda.get_driver_version()
     build["device"] = f"cuda:{index}"
     build["source_onnx_sha256"] = file_sha256(onnx_path)
-    write_engine(out_engine, plan, sidecar_record(spec, identity, batch, build, plan))
+    write_engine(out_engine, plan, sidecar_record(spec, identity, profiles[0], build, plan))
     return out_engine
 
 
@@ -108,9 +112,18 @@ def _has_fp16(onnx_path: Path) -> bool:
         for node in model.graph.node)
 
 
+def profile_shapes(batch: tuple[int, int, int], opt_batches: tuple[int, ...] = ()) -> list[tuple[int, int, int]]:
+    """The (min, opt, max) batch of each optimisation profile: ``batch`` alone, or one per ``opt_batches``
+    size (clipped into min..max, duplicates dropped, ascending)."""
+    low, _, high = batch
+    opts = sorted({min(max(int(b), low), high) for b in opt_batches})
+    return [(low, opt, high) for opt in opts] or [tuple(batch)]
+
+
 def sidecar_record(spec: ModelSpec, identity: Mapping[str, str], batch: tuple[int, int, int],
                    build: Mapping[str, object], plan: bytes) -> dict[str, object]:
-    """The sidecar of a plan: spec, precision, what the plan is tied to, batch range, build, sha256."""
+    """The sidecar of a plan: spec, precision, what the plan is tied to, batch range (the first profile's;
+    ``build["profiles"]`` lists every profile's opt), build, sha256."""
     low, opt, high = batch
     return {
         "format": SIDECAR_FORMAT,
@@ -136,8 +149,8 @@ def _check_request(precision: str, batch: tuple[int, int, int], workspace_mb: in
         raise InputError(f"workspace of {workspace_mb} MiB is too small")
 
 
-def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], timing_cache: Path | None,
-           workspace_mb: int) -> tuple[bytes, dict[str, object]]:
+def _build(trt, onnx_path: Path, spec: ModelSpec, profiles: list[tuple[int, int, int]],
+           timing_cache: Path | None, workspace_mb: int) -> tuple[bytes, dict[str, object]]:
     """Parse, configure and build; return the serialised plan and a record of the build settings."""
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
@@ -146,7 +159,7 @@ def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], t
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ModelError(f"{onnx_path}: TensorRT cannot parse this ONNX ({one_line(errors)})")
-    _check_network(network, spec, batch, onnx_path)
+    _check_network(network, spec, profiles[0], onnx_path)
     quantized = any(network.get_layer(i).type in (trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE)
                     for i in range(network.num_layers))
     if quantized != (spec.precision == "int8"):
@@ -160,11 +173,11 @@ def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], t
     tf32 = hasattr(trt.BuilderFlag, "TF32") and spec.precision != "fp32"
     if spec.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default; Ampere+ would round fp32 convolutions
-    profile = builder.create_optimization_profile()
-    low, opt, high = batch
-    profile.set_shape(spec.input_name, (low, *spec.input_shape), (opt, *spec.input_shape),
-                      (high, *spec.input_shape))
-    config.add_optimization_profile(profile)
+    for low, opt, high in profiles:
+        profile = builder.create_optimization_profile()
+        profile.set_shape(spec.input_name, (low, *spec.input_shape), (opt, *spec.input_shape),
+                          (high, *spec.input_shape))
+        config.add_optimization_profile(profile)
     cache = _timing_cache(config, timing_cache)
     config.set_timing_cache(cache, ignore_mismatch=False)
 
@@ -174,6 +187,7 @@ def _build(trt, onnx_path: Path, spec: ModelSpec, batch: tuple[int, int, int], t
     if timing_cache is not None:
         atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
     build = {"flags": [], "strongly_typed": True, "tf32": tf32, "workspace_mb": workspace_mb,
+             "profiles": [opt for _, opt, _ in profiles],
              "explicit_quantization": quantized, "timing_cache": timing_cache is not None}
     return bytes(plan), build
 

@@ -77,6 +77,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"
 # --- 2. the gpu tests ---
 step "pytest -m gpu" 150 pytest-gpu.log "$PY" -m pytest -q -m gpu -p no:cacheprovider tests \
     || STATUS=1
+grep -q "skipped" "$OUT/pytest-gpu.log" && note "pytest -m gpu skipped some: $(tail -n 1 "$OUT/pytest-gpu.log")" \
+    && grep "^SKIPPED" "$OUT/pytest-gpu.log" | sed 's/^/  /' | cut -c1-220 >>"$NOTES"
 
 # --- 3. the bench: every GPU backend this machine can import ---
 BACKENDS="torch-cuda,torch-cuda-graph"

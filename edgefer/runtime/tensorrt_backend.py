@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -184,17 +185,21 @@ class _Io:
     output_dtype: np.dtype
     sample_shape: tuple[int, ...]
     classes: int
-    batch: tuple[int, int, int]
+    batch: tuple[int, int, int]  # profile 0's (min, opt, max)
+    profiles: tuple[tuple[int, int, int], ...] = ()  # every profile's (min, opt, max)
 
 
 class _Worker:
     """What one concurrent call owns: an execution context, a stream, events and max-batch buffers."""
 
-    def __init__(self, engine, io: _Io, cuda):
+    def __init__(self, engine, io: _Io, cuda, profile: int = 0):
         self.context = engine.create_execution_context()
         if self.context is None:
             raise EdgeferError("TensorRT could not create an execution context (out of GPU memory?)")
         self.stream = cuda.Stream()
+        if profile:  # a new context starts on profile 0
+            self.context.set_optimization_profile_async(profile, self.stream.handle)
+            self.stream.synchronize()
         self.events = [cuda.Event() for _ in range(4)]
         self.host_in = cuda.pagelocked_empty((io.batch[2], *io.sample_shape), io.input_dtype)
         self.host_out = cuda.pagelocked_empty((io.batch[2], io.classes), io.output_dtype)
@@ -232,7 +237,9 @@ class TensorRtBackend(Backend):
         self.path = path
         self._cuda = cuda
         self._logger = trt_logger(trt)
-        self._pool: WorkerPool[_Worker] = WorkerPool(self._new_worker, workers, f"{path}: TensorRT")
+        self._pools: list[WorkerPool[_Worker]] = []
+        self._close_lock = threading.Lock()
+        self._closed = False
         self._runtime = self._engine = None
         self._cuda_context = primary_context(cuda, index)
         try:
@@ -242,7 +249,9 @@ class TensorRtBackend(Backend):
                 if self._engine is None:
                     raise ModelError(f"{path}: TensorRT could not load the plan ({self._logger.last_error()})")
                 self._io = _inspect(trt, self._engine, spec, path)
-                self._pool.add(self._new_worker())  # fail here, not on the first frame
+                self._pools = [WorkerPool(functools.partial(self._new_worker, k), workers, f"{path}: TensorRT")
+                               for k in range(len(self._io.profiles))]
+                self._pools[0].add(self._new_worker(0))  # fail here, not on the first frame
         except BaseException:
             self.close()
             raise
@@ -264,17 +273,21 @@ class TensorRtBackend(Backend):
     def close(self) -> None:
         """Refuse new calls, wait for those in flight, then free every worker's buffers, the engine and the
         runtime. Safe to call twice, from any thread; leaves no CUDA context pushed on the calling thread."""
-        workers = self._pool.close()
-        if workers is None:  # another close() did it
-            return
+        with self._close_lock:  # test-and-set: a second close() returns at once
+            if self._closed:
+                return
+            self._closed = True
+        handed = [pool.close() or [] for pool in self._pools]  # each waits for its calls in flight
         with self._pushed():
-            for worker in workers:
-                worker.free()
+            for workers in handed:
+                for worker in workers:
+                    worker.free()
             self._engine = self._runtime = None
 
     def describe(self) -> dict[str, object]:
         lo, opt, hi = self._io.batch
-        return {**super().describe(), **self.identity, "batch": {"min": lo, "opt": opt, "max": hi}}
+        return {**super().describe(), **self.identity, "batch": {"min": lo, "opt": opt, "max": hi},
+                "profiles_opt": [p[1] for p in self._io.profiles]}
 
     @contextlib.contextmanager
     def _pushed(self) -> Iterator[None]:
@@ -284,32 +297,33 @@ class TensorRtBackend(Backend):
         finally:
             self._cuda_context.pop()
 
-    def _new_worker(self) -> _Worker:
+    def _new_worker(self, profile: int) -> _Worker:
         """Called with the context pushed (at load, or by the pool inside a pushed call)."""
-        return _Worker(self._engine, self._io, self._cuda)
+        return _Worker(self._engine, self._io, self._cuda, profile)
 
     def _infer(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         self.check_open()
         self._check(pixels)
+        pool = self._pools[pick_profile(self._io.profiles, len(pixels))]
         with self._pushed():
-            worker = self._pool.borrow()  # PoolClosed (exit 5) once close() has begun
+            worker = pool.borrow()  # PoolClosed (exit 5) once close() has begun
             try:
                 result = self._enqueue(worker, pixels)
             except BaseException:
-                self._settle(worker)
+                self._settle(pool, worker)
                 raise
-            self._pool.give_back(worker)
+            pool.give_back(worker)
             return result
 
-    def _settle(self, worker: _Worker) -> None:
+    def _settle(self, pool: WorkerPool[_Worker], worker: _Worker) -> None:
         """After a failed call: back to the pool once its stream has drained, or freed if the stream is broken."""
         try:
             worker.stream.synchronize()
         except self._cuda.Error as err:
             LOG.warning("%s: dropping a TensorRT worker whose stream failed (%s)", self.path, one_line(err))
-            self._pool.discard(worker).free()
+            pool.discard(worker).free()
             return
-        self._pool.give_back(worker)
+        pool.give_back(worker)
 
     def _enqueue(self, worker: _Worker, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         """One call on ``worker``; returns only after its stream is synchronised."""
@@ -333,13 +347,22 @@ class TensorRtBackend(Backend):
         return logits, copied.time_since(start), computed.time_since(copied), done.time_since(computed)
 
     def _check(self, pixels: np.ndarray) -> None:
-        if self._pool.closed:
+        if self._closed:
             raise PoolClosed(f"{self.path}: the TensorRT backend is closed")
         shape = getattr(pixels, "shape", None)
         if not isinstance(pixels, np.ndarray) or pixels.ndim != 4 or shape[1:] != self._io.sample_shape:
             raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self._io.sample_shape))}), "
                              f"got {shape}")
         check_batch(self._io.batch, len(pixels), self.path)
+
+
+def pick_profile(profiles: tuple[tuple[int, int, int], ...], batch: int) -> int:
+    """The index of the profile whose opt is nearest ``batch`` (by ratio; the smaller opt on a tie) among those
+    whose range holds it; 0 when none does (check_batch refuses it)."""
+    fits = [k for k, (lo, _, hi) in enumerate(profiles) if lo <= batch <= hi]
+    if not fits:
+        return 0
+    return min(fits, key=lambda k: (max(profiles[k][1], batch) / min(profiles[k][1], batch), profiles[k][1]))
 
 
 def check_batch(profile: tuple[int, int, int], batch: int, path: str | os.PathLike = "engine") -> None:
@@ -364,11 +387,14 @@ def _inspect(trt, engine, spec: ModelSpec, path: Path) -> _Io:
     output_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(spec.output_name)))
     if input_dtype != np.float32 or output_dtype not in (np.float32, np.float16):
         raise ModelError(f"{path}: expected float32 input and float output, found {input_dtype} and {output_dtype}")
-    low, opt, high = (tuple(shape) for shape in engine.get_tensor_profile_shape(spec.input_name, 0))
-    if tuple(high[1:]) != spec.input_shape:
-        raise ModelError(f"{path}: engine input is {high[1:]} per sample, the spec says {spec.input_shape}")
+    profiles = []
+    for k in range(engine.num_optimization_profiles):
+        low, opt, high = (tuple(shape) for shape in engine.get_tensor_profile_shape(spec.input_name, k))
+        if tuple(high[1:]) != spec.input_shape:
+            raise ModelError(f"{path}: engine input is {high[1:]} per sample, the spec says {spec.input_shape}")
+        profiles.append((low[0], opt[0], high[0]))
     classes = tuple(engine.get_tensor_shape(spec.output_name))[-1]
     if classes != len(spec.labels):
         raise ModelError(f"{path}: engine gives {classes} outputs for {len(spec.labels)} labels")
     return _Io(spec.input_name, spec.output_name, input_dtype, output_dtype, spec.input_shape, classes,
-               (low[0], opt[0], high[0]))
+               profiles[0], tuple(profiles))

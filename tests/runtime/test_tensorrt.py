@@ -12,10 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefer.convert.tensorrt_build import build_engine, sidecar_record, tensorrt_available, write_engine
+from edgefer.convert.tensorrt_build import (
+    build_engine,
+    profile_shapes,
+    sidecar_record,
+    tensorrt_available,
+    write_engine,
+)
 from edgefer.errors import BackendUnavailable, InputError, ModelError, UnsafeModelError
 from edgefer.runtime.loader import backend_class, open_backend
-from edgefer.runtime.tensorrt_backend import TensorRtBackend, check_compatible, read_sidecar, sidecar_path
+from edgefer.runtime.tensorrt_backend import (
+    TensorRtBackend,
+    check_compatible,
+    pick_profile,
+    read_sidecar,
+    sidecar_path,
+)
 from edgefer.spec import ModelSpec
 from edgefer.trust import read_verified_plan
 from edgefer.zoo import pretrained
@@ -120,6 +132,18 @@ def test_build_on_a_non_cuda_device_is_refused(tmp_path):
         build_engine(onnx_file, tmp_path / "out.engine", ModelSpec(), device="cpu")
 
 
+def test_one_profile_per_benched_batch_each_tuned_for_it():
+    assert profile_shapes((1, 1, 256)) == [(1, 1, 256)]
+    assert profile_shapes((1, 1, 256), (256, 1, 1, 512)) == [(1, 1, 256), (1, 256, 256)]
+    assert profile_shapes((4, 8, 32), (1, 16)) == [(4, 4, 32), (4, 16, 32)]
+
+
+def test_each_call_runs_on_the_profile_tuned_nearest_its_batch():
+    profiles = ((1, 1, 256), (1, 32, 256), (1, 256, 256))
+    assert [pick_profile(profiles, n) for n in (1, 4, 6, 17, 32, 100, 256)] == [0, 0, 1, 1, 1, 2, 2]
+    assert pick_profile(((1, 1, 8),), 9) == 0  # outside every range: check_batch refuses it
+
+
 def test_non_cuda_device_is_refused(tmp_path):
     with pytest.raises(BackendUnavailable, match="CUDA devices"):
         TensorRtBackend(fake_engine(tmp_path), device="cpu")
@@ -217,6 +241,18 @@ def test_fp16_engine_is_close_to_onnxruntime(engines, reference, batch):
         logits = backend.run(pixels(batch, seed=batch))
     expected = reference.run(pixels(batch, seed=batch))
     assert np.abs(logits - expected).max() <= 5e-2 * max(1.0, float(np.abs(expected).max()))
+
+
+@pytest.mark.gpu
+def test_engine_with_a_profile_per_batch_matches_onnxruntime_at_each(onnx_fp32, reference, tmp_path):
+    spec = open_backend(onnx_fp32, threads=1).spec
+    engine = build_engine(onnx_fp32, tmp_path / "opt.engine", spec, batch=(1, 1, 64), opt_batches=(1, 64))
+    assert read_sidecar(engine)["build"]["profiles"] == [1, 64]
+    with TensorRtBackend(engine) as backend:
+        assert backend.describe()["profiles_opt"] == [1, 64]
+        for batch in (1, 3, 40, 64):
+            np.testing.assert_allclose(backend.run(pixels(batch, seed=batch)), reference.run(pixels(batch, seed=batch)),
+                                       rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.gpu
