@@ -158,6 +158,7 @@ def test_report_merges_machines(run_json, tmp_path):
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_keeps_emulated_machines_apart(run_json, tmp_path):
     """An emulated machine (qemu-user) gets its own tables, marked so; the real machine's tables hold only it."""
     emulated = tmp_path / "emulated.json"
