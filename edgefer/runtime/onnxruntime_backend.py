@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 
 import numpy as np
@@ -62,6 +63,8 @@ def runtime_precision(spec_precision: str, device: str, emulated_on_cpu: bool) -
 
 
 def _ort():
+    if "onnxruntime" in sys.modules:  # imported: no stderr capture on the per-call paths
+        return sys.modules["onnxruntime"]
     try:
         with native_stderr_filtered():  # cpuinfo's noise where /sys is unreadable (qemu, containers)
             import onnxruntime
