@@ -12,13 +12,13 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from edgefer.errors import BackendUnavailable
+from edgefer.errors import BackendClosed
 
 W = TypeVar("W")
 
 
-class PoolClosed(BackendUnavailable):
-    """The backend was closed: no new call may start."""
+class PoolClosed(BackendClosed):
+    """The backend was closed: no new call may start (the house's one closed-backend error)."""
 
 
 class WorkerPool(Generic[W]):

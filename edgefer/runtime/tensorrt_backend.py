@@ -29,7 +29,7 @@ import numpy as np
 
 from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
-from edgefer.runtime.pool import PoolClosed, WorkerPool
+from edgefer.runtime.pool import WorkerPool
 from edgefer.spec import ModelSpec
 from edgefer.trust import read_verified_plan
 
@@ -306,7 +306,7 @@ class TensorRtBackend(Backend):
         self._check(pixels)
         pool = self._pools[pick_profile(self._io.profiles, len(pixels))]
         with self._pushed():
-            worker = pool.borrow()  # PoolClosed (exit 5) once close() has begun
+            worker = pool.borrow()  # PoolClosed (a BackendClosed) once close() has begun
             try:
                 result = self._enqueue(worker, pixels)
             except BaseException:
@@ -348,7 +348,7 @@ class TensorRtBackend(Backend):
 
     def _check(self, pixels: np.ndarray) -> None:
         if self._closed:
-            raise PoolClosed(f"{self.path}: the TensorRT backend is closed")
+            self._raise_closed()
         shape = getattr(pixels, "shape", None)
         if not isinstance(pixels, np.ndarray) or pixels.ndim != 4 or shape[1:] != self._io.sample_shape:
             raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self._io.sample_shape))}), "

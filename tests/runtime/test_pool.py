@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from edgefer.errors import BackendUnavailable
+from edgefer.errors import BackendClosed
 from edgefer.runtime.pool import PoolClosed, WorkerPool
 
 
@@ -58,7 +58,7 @@ def test_no_call_starts_after_close():
     assert len(pool.close()) == 1
     with pytest.raises(PoolClosed, match="closed") as err:
         pool.borrow()
-    assert isinstance(err.value, BackendUnavailable)  # exit 5 in the CLI
+    assert isinstance(err.value, BackendClosed)  # the one closed-backend error
     with pytest.raises(PoolClosed):
         pool.add(Worker())
 

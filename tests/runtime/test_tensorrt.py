@@ -317,13 +317,13 @@ def test_run_timed_split_adds_up_to_the_call(engines):
 
 @pytest.mark.gpu
 def test_use_after_close_is_refused_and_close_twice_is_harmless(engines):
-    from edgefer.runtime.pool import PoolClosed
+    from edgefer.errors import BackendClosed
 
     backend = TensorRtBackend(engines["fp32"])
     backend.run(pixels(1))
     backend.close()
     backend.close()
-    with pytest.raises(PoolClosed, match="closed"):
+    with pytest.raises(BackendClosed, match="closed"):
         backend.run(pixels(1))
 
 
@@ -333,7 +333,7 @@ def test_close_during_inference_waits_for_the_calls_in_flight(engines, reference
     buffers were not freed under it) or is refused as closed; nothing crashes."""
     import threading
 
-    from edgefer.runtime.pool import PoolClosed
+    from edgefer.errors import BackendClosed
 
     backend = TensorRtBackend(engines["fp32"])
     batch = pixels(32, seed=9)
@@ -344,7 +344,7 @@ def test_close_during_inference_waits_for_the_calls_in_flight(engines, reference
         for _ in range(200):
             try:
                 logits = backend.run(batch)
-            except PoolClosed:
+            except BackendClosed:
                 ends.append("refused")
                 return
             started.set()
