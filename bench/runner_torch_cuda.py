@@ -16,11 +16,12 @@ import numpy as np
 from edgefer.bench.catalog import BenchBackend
 from edgefer.bench.plan import ArtifactInfo
 from edgefer.bench.records import GpuSplit
-from edgefer.bench.runner_torch_cpu import DTYPES
 from edgefer.bench.runners import BenchRunner, median_split
 from edgefer.errors import BackendUnavailable
 
 GRAPH_WARMUP = 3
+#: The dtype the model's weights and activations are cast to per precision (on the GPU, no autocast).
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def set_fp32_math(torch, precision: str) -> str:

@@ -5,7 +5,8 @@
 
 ``plain`` (edgefer with no extras): the machine is aarch64 and emulated, torch is absent, the bundled models
 give the authors' TensorFlow logits on ONNX Runtime to 1e-4, ``edgefer predict`` finds the astronaut's face
-with a clean stderr, and ``edgefer convert`` is refused cleanly (exit 5, naming edgefer[train]).
+as the host did (``--expect``: same label, box within 2 px, probabilities within 0.01) with a clean stderr,
+and ``edgefer convert`` is refused cleanly (exit 5, naming edgefer[train]).
 ``openvino`` (edgefer[openvino]): the same logits on OpenVINO's ARM CPU plugin, then ``edgefer bench``
 on ONNX Runtime and OpenVINO at batch 1 with its machine marked emulated, and ``edgefer report`` keeping
 it apart. One line per check ("ok" or "FAIL"); exit 1 when any failed.
@@ -67,8 +68,16 @@ def plain(args: argparse.Namespace, reference: dict) -> None:
     result = edgefer("predict", "--json", str(args.image))
     faces = json.loads(result.stdout)[0]["faces"] if result.returncode == 0 else []
     detail = "; ".join(f"{f['label']} {f['scores'][f['label']]:.3f} box {f['box']}" for f in faces)
-    check("edgefer predict astronaut", result.returncode == 0 and len(faces) == 1 and faces[0]["label"] == "happy",
-          f"exit {result.returncode}, {detail or result.stderr.strip()[-300:]}")
+    same, against = len(faces) == 1, "one face"
+    if args.expect and args.expect.is_file():  # the host's (x86-64) own predict on the same image
+        want = json.loads(args.expect.read_text())[0]["faces"]
+        same = len(faces) == len(want) == 1 and faces[0]["label"] == want[0]["label"] and all(
+            abs(a - b) <= 2 for a, b in zip(faces[0]["box"], want[0]["box"], strict=True)) and all(
+            abs(faces[0]["scores"][k] - v) <= 0.01 for k, v in want[0]["scores"].items())
+        against = (f"x86-64 gave {want[0]['label']} {want[0]['scores'][want[0]['label']]:.3f} box {want[0]['box']}"
+                   if want else "x86-64 found no face")
+    check("edgefer predict astronaut", result.returncode == 0 and same,
+          f"exit {result.returncode}, {detail or result.stderr.strip()[-300:]} ({against})")
     check("predict stderr is clean", result.stderr.strip() == "",
           f"{len(result.stderr.splitlines())} stderr lines" + (f": {result.stderr.splitlines()[0][:200]}"
                                                               if result.stderr.strip() else ""))
@@ -106,6 +115,7 @@ def main() -> int:
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--image", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--expect", type=Path, help="edgefer predict --json of the image on the host (x86-64)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with np.load(args.reference) as data:

@@ -138,7 +138,10 @@ def _clipped(x: float, y: float, w: float, h: float, width: int, height: int) ->
 
 def _open(path: Path, threads: int):
     """An ONNX Runtime session on CPU, its input name, and the (boxes, scores) output names."""
-    import onnxruntime as ort
+    from edgefer.nativelog import native_stderr_filtered
+
+    with native_stderr_filtered():  # cpuinfo's noise where /sys is unreadable (qemu, containers)
+        import onnxruntime as ort
 
     if not path.is_file():
         raise ModelError(f"{path}: BlazeFace model missing (reinstall edgefer)")
@@ -147,7 +150,8 @@ def _open(path: Path, threads: int):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        with native_stderr_filtered():
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - ORT raises its own types for a broken file
         raise ModelError(f"{path}: not a loadable BlazeFace ONNX model ({err})") from None
     outputs = sorted(session.get_outputs(), key=lambda o: -(o.shape[-1] or 0))  # 16 regressors, then 1 score

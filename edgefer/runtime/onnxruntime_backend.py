@@ -20,8 +20,8 @@ import threading
 import numpy as np
 
 from edgefer.errors import BackendUnavailable, FallbackRefused, ModelError, one_line
+from edgefer.nativelog import native_stderr_filtered
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
-from edgefer.runtime.nativelog import native_stderr_filtered
 from edgefer.spec import METADATA_KEY, ModelSpec
 from edgefer.sysinfo import cpu_flags
 

@@ -1,9 +1,11 @@
 """Filter what native libraries print straight to file descriptor 2, keeping everything but known noise.
 
-ONNX Runtime's bundled cpuinfo writes "Error in cpuinfo: ..." / "Warning in cpuinfo: ..." lines when it
-cannot read /sys (containers, qemu-user on aarch64) although inference is unaffected. Python's logging
-never sees them, so they are caught at the file-descriptor level while a session is made, and every
-other line is written back to stderr afterwards: real errors still show.
+ONNX Runtime's bundled cpuinfo, and ONNX Runtime about it, write lines such as "Error in cpuinfo: ...",
+"onnxruntime cpuid_info warning: Unknown CPU vendor" or "onnxruntime warning: cpuinfo_initialize failed"
+when they cannot read /sys or /proc (containers, qemu-user on aarch64), although inference is unaffected.
+Python's logging never sees them, so they are caught at the file-descriptor level while ONNX Runtime is
+imported and a session is made, and every other line is written back to stderr afterwards: real errors
+still show.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-#: Lines known to be noise: cpuinfo's complaints about /proc and /sys it cannot parse.
-CPUINFO_NOISE = re.compile(r"^(Error|Warning) in cpuinfo: ")
+#: Lines known to be noise: cpuinfo's complaints about /proc and /sys it cannot parse, and ONNX Runtime's
+#: about cpuinfo (seen under qemu-user on aarch64: the CPU vendor unknown, cpuinfo_initialize failed).
+CPUINFO_NOISE = re.compile(r"^((Error|Warning) in cpuinfo: |onnxruntime cpuid_info warning: "
+                           r"|onnxruntime warning: cpuinfo_initialize failed)")
 
 _LOCK = threading.RLock()  # fd 2 is process-wide: one capture at a time, nested ones inside it
 
