@@ -18,10 +18,12 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-#: Lines known to be noise: cpuinfo's complaints about /proc and /sys it cannot parse, and ONNX Runtime's
-#: about cpuinfo (seen under qemu-user on aarch64: the CPU vendor unknown, cpuinfo_initialize failed).
+#: Lines known to be noise: cpuinfo's complaints about /proc and /sys it cannot parse, ONNX Runtime's about
+#: cpuinfo (seen under qemu-user on aarch64: the CPU vendor unknown, cpuinfo_initialize failed), and OpenVINO's
+#: ARM plugin (oneDNN's xbyak_aarch64) missing the CPU's MIDR_EL1 register file in /sys.
 CPUINFO_NOISE = re.compile(r"^((Error|Warning) in cpuinfo: |onnxruntime cpuid_info warning: "
-                           r"|onnxruntime warning: cpuinfo_initialize failed)")
+                           r"|onnxruntime warning: cpuinfo_initialize failed"
+                           r"|\S*xbyak_aarch64\S*, \d+: Can't open MIDR_EL1 sysfs entry)")
 
 _LOCK = threading.RLock()  # fd 2 is process-wide: one capture at a time, nested ones inside it
 

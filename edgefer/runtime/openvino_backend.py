@@ -23,6 +23,7 @@ import numpy as np
 
 from edgefer import trust
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
+from edgefer.nativelog import native_stderr_filtered
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import ModelSpec
 
@@ -45,7 +46,8 @@ BOUND_BATCH_MAX = 8
 
 def _ov():
     try:
-        import openvino
+        with native_stderr_filtered():  # its ARM plugin's "Can't open MIDR_EL1 sysfs entry" under qemu
+            import openvino
     except ImportError as err:
         raise BackendUnavailable(f"openvino is not installed ({err}); pip install 'edgefer[openvino]'") from None
     return openvino
@@ -54,7 +56,9 @@ def _ov():
 @functools.cache
 def _core():
     """One OpenVINO Core per process (its methods are thread-safe)."""
-    return _ov().Core()
+    ov = _ov()
+    with native_stderr_filtered():
+        return ov.Core()
 
 
 def read_openvino_spec(model) -> ModelSpec | None:
@@ -82,7 +86,8 @@ class OpenVinoBackend(Backend):
         inference = _inference_precision(path, ov_device, spec.precision, precision)
         config = _compile_config(ov_device, inference, threads, performance)
         try:
-            self.compiled = _core().compile_model(model, ov_device, config)
+            with native_stderr_filtered():
+                self.compiled = _core().compile_model(model, ov_device, config)
         except RuntimeError as err:
             raise ModelError(f"{path}: OpenVINO cannot compile it for {ov_device} ({error_reason(err)})") from None
         _check_delivered(self.compiled, path, inference, precision)
