@@ -147,6 +147,9 @@ NoDetect = Annotated[bool, typer.Option("--no-detect", help="Images are face cro
 Cache = Annotated[Path | None, typer.Option(help="Crop cache folder (default ~/.cache/edgefer/crops).")]
 Temperature = Annotated[float, typer.Option(help="Distillation temperature T.")]
 Lam = Annotated[float, typer.Option(help="Weight of the teacher's soft targets (lambda).")]
+Recipe = Annotated[str, typer.Option(help="Students' training recipe: authors (their code as written: the slides' "
+                                          "table; v-XXS and p1-XXS collapse to one class) or robust (fc2 starts "
+                                          "at zero: every member trains). README, Training recipes and collapse.")]
 Imagenet = Annotated[Path | None, typer.Option(help="torchvision inception_v3 ImageNet state dict (.pth or "
                                                     ".safetensors) the teacher starts from; read with weights_only.")]
 

@@ -26,6 +26,7 @@ from edgefer.cli.common import (
     Lam,
     Lr,
     NoDetect,
+    Recipe,
     Seed,
     Split,
     SplitSeed,
@@ -68,6 +69,7 @@ def pooling(
     sizes: Sizes = "m,s,xs,xxs", jobs: Jobs = None, threads_per_run: ThreadsPerRun = 1, ray: Ray = None,
     dry_run: DryRun = False, lr: Lr = 1e-4, batch_size: BatchSize = 64, dropout: Dropout = 0.5, seed: Seed = 0,
     split_seed: SplitSeed = 0, subject_regex: SubjectRegex = None, no_detect: NoDetect = False, cache: Cache = None,
+    recipe: Recipe = "authors",
 ) -> None:
     """Max pooling vs. no pooling: variants v, p1, p2, p12 x sizes, cross-entropy (the slides' table)."""
     settings = _settings("pooling", **locals())
@@ -84,6 +86,7 @@ def temperature(
     teacher_logits_dir: TeacherLogitsDir = None, imagenet: Imagenet = None,
     lr: Lr = 1e-4, batch_size: BatchSize = 64, dropout: Dropout = 0.5, seed: Seed = 0, split_seed: SplitSeed = 0,
     subject_regex: SubjectRegex = None, no_detect: NoDetect = False, cache: Cache = None,
+    recipe: Recipe = "authors",
 ) -> None:
     """Temperature analysis: students x T, distilled from each fold's teacher (accuracy vs T)."""
     settings = _settings("temperature", **locals())
@@ -100,6 +103,7 @@ def supervision(
     teacher_logits_dir: TeacherLogitsDir = None, imagenet: Imagenet = None,
     lr: Lr = 1e-4, batch_size: BatchSize = 64, dropout: Dropout = 0.5, seed: Seed = 0, split_seed: SplitSeed = 0,
     subject_regex: SubjectRegex = None, no_detect: NoDetect = False, cache: Cache = None,
+    recipe: Recipe = "authors",
 ) -> None:
     """The teacher's supervision: each student with (lambda) and without the teacher, accuracy per epoch."""
     settings = _settings("supervision", **locals())
@@ -113,6 +117,7 @@ def _settings(study: str, **options):
     fields = StudySettings.__dataclass_fields__
     values = {k: v for k, v in options.items() if k in fields}
     values.update(study=study, dataset=options["dataset"].lower(), split=options["split"].lower(),
+                  recipe=options["recipe"].lower(),
                   detect=not options["no_detect"], variants=names(options["variants"].lower(), "--variants"),
                   sizes=names(options["sizes"].lower(), "--sizes"))
     if "temperatures" in options:
@@ -139,7 +144,7 @@ def _study(settings, out: Path, jobs: int | None, threads: int, ray: str | None,
         result = run_study(settings, study, jobs if ray else local_jobs, threads, ray, _report)
     except KeyboardInterrupt:
         raise interrupted(f"{study} is resumable; run the same command to go on") from None
-    _print_results(result)
+    _print_results(result, settings.recipe)
     if result.failed:
         for outcome in result.failed:
             typer.echo(f"failed: {outcome.key}: {outcome.message} (log: {study / outcome.key / 'train.log'})",
@@ -150,15 +155,18 @@ def _study(settings, out: Path, jobs: int | None, threads: int, ray: str | None,
 
 def _report(task, outcome, done: int, total: int) -> None:
     status = f"test accuracy {outcome.test_accuracy:.2%}" if outcome.ok else f"FAILED ({outcome.message})"
+    if outcome.collapsed:
+        status += f", COLLAPSED ({outcome.collapsed}; counted apart)"
     typer.echo(f"[{done}/{total}] {task.key}: {status} ({outcome.seconds:.0f} s)", err=True)
 
 
-def _print_results(result) -> None:
+def _print_results(result, recipe: str) -> None:
     typer.echo(f"{result.runs} runs: {result.skipped} finished before, {len(result.outcomes)} trained now, "
-               f"{len(result.failed)} failed")
+               f"{len(result.failed)} failed; recipe {recipe}")
     for cell in result.cells:
         accuracy = "-" if cell["mean"] is None else f"{cell['mean']:.2%} ± {cell['std']:.2%}"
-        typer.echo(f"  {cell['cell']:<16} {accuracy:>18}  ({cell['folds_finished']}/{cell['folds']} folds)")
+        collapsed = f", {cell['folds_collapsed']} collapsed (not averaged)" if cell["folds_collapsed"] else ""
+        typer.echo(f"  {cell['cell']:<16} {accuracy:>18}  ({cell['folds_trained']}/{cell['folds']} folds{collapsed})")
     typer.echo("written: " + ", ".join(str(p) for p in result.written))
 
 

@@ -23,6 +23,7 @@ from edgefer.cli.common import (
     Lr,
     NoDetect,
     ProgressBars,
+    Recipe,
     Seed,
     Split,
     SplitSeed,
@@ -70,7 +71,7 @@ def student(
                                                              "v-m.")] = "p12-xxs",
     teacher_logits: Annotated[Path | None, typer.Option(help="Teacher logits of this fold (edgefer train teacher "
                                                              "writes RUN/teacher_logits.safetensors): distil.")] = None,
-    temperature: Temperature = 8.0, lam: Lam = 0.5,
+    temperature: Temperature = 8.0, lam: Lam = 0.5, recipe: Recipe = "authors",
     subject_regex: SubjectRegex = None, split: Split = "subject", folds: Folds = 10, fold: Fold = 0,
     split_seed: SplitSeed = 0, lr: Lr = 1e-4, batch_size: BatchSize = 64, dropout: Dropout = 0.5, seed: Seed = 0,
     eval_every: EvalEvery = 1, threads: Threads = None, no_detect: NoDetect = False, cache: Cache = None,
@@ -88,7 +89,7 @@ def student(
     loop = LoopConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every,
                       checkpoint_seconds=checkpoint_minutes * 60)
     run = StudentRun(data=options, out=out, loop=loop, model=model, dropout=dropout, teacher_logits=teacher_logits,
-                     temperature=temperature, lam=lam)
+                     temperature=temperature, lam=lam, recipe=recipe)
     _run(train_student, run, threads, out)
 
 
@@ -134,10 +135,14 @@ def _run(train, run, threads: int | None, out: Path) -> None:
 
 
 def _print_summary(metrics: dict, out: Path) -> None:
+    collapsed = f"; COLLAPSED: {metrics['collapse']['reason']}" if metrics.get("collapsed") else ""
     typer.echo(f"{metrics['model']} on {metrics['dataset']} fold {metrics['fold']} ({metrics['split']} split, "
                f"{metrics['folds']} folds, {metrics['subjects']} subjects, {metrics['images']} images): "
                f"test accuracy {metrics['test_accuracy']:.2%} per crop, "
-               f"{metrics['test_accuracy_image']:.2%} per image after {metrics['epochs']} epochs")
+               f"{metrics['test_accuracy_image']:.2%} per image after {metrics['epochs']} epochs{collapsed}")
+    if collapsed:
+        typer.echo("edgefer: this run collapsed to one class: its accuracy is not a trained model's; "
+                   "train again with --recipe robust (or another --seed)", err=True)
     typer.echo(f"weights: {out / 'model.safetensors'}  metrics: {out / 'metrics.json'}")
     if metrics.get("kind") == "teacher":
         typer.echo(f"teacher logits: {metrics['teacher_logits']} (pass it to edgefer train student --teacher-logits)")

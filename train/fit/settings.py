@@ -46,6 +46,7 @@ class StudentRun:
     teacher_logits: Path | None = None
     temperature: float = DEFAULT_TEMPERATURE
     lam: float = DEFAULT_LAMBDA
+    recipe: str = "authors"  # train.fit.recipes: authors (their code as written) or robust
 
 
 @dataclass(frozen=True, kw_only=True)

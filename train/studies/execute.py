@@ -41,13 +41,15 @@ JOB_NAME = "job.json"
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How one run of a study ended; ``test_accuracy`` (per crop) when it finished."""
+    """How one run of a study ended; ``test_accuracy`` (per crop) when it finished, and why it collapsed
+    to one class if it did (train.fit.collapse)."""
 
     key: str
     ok: bool
     seconds: float
     message: str = ""
     test_accuracy: float | None = None
+    collapsed: str | None = None
 
 
 def run_settings(s: StudySettings, study: Path, task: Task) -> RunSettings:
@@ -64,8 +66,8 @@ def run_settings(s: StudySettings, study: Path, task: Task) -> RunSettings:
     loop = LoopConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed)
     cell = task.cell
     if not cell.distilled:
-        return StudentRun(data=data, out=out, loop=loop, model=cell.model, dropout=s.dropout)
-    return StudentRun(data=data, out=out, loop=loop, model=cell.model, dropout=s.dropout,
+        return StudentRun(data=data, out=out, loop=loop, model=cell.model, dropout=s.dropout, recipe=s.recipe)
+    return StudentRun(data=data, out=out, loop=loop, model=cell.model, dropout=s.dropout, recipe=s.recipe,
                       teacher_logits=teacher_logits(s, study, task.fold), temperature=cell.temperature, lam=cell.lam)
 
 
@@ -85,7 +87,8 @@ def run_training(key: str, settings: dict, threads: int) -> RunOutcome:
     if code != 0:
         return RunOutcome(key, False, seconds, f"exit {code}: {last_line(folder / LOG_NAME) or 'no output'}")
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    return RunOutcome(key, True, seconds, test_accuracy=metrics["test_accuracy"])
+    collapsed = metrics["collapse"]["reason"] if metrics.get("collapsed") else None
+    return RunOutcome(key, True, seconds, test_accuracy=metrics["test_accuracy"], collapsed=collapsed)
 
 
 class LocalPool:

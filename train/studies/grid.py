@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edgefer.errors import InputError
 from edgefer.train.data.datasets import check_subjects_named
+from edgefer.train.fit.recipes import get_recipe
 from edgefer.train.models.configs import SIZES, VARIANTS
 
 STUDIES = ("pooling", "temperature", "supervision")
@@ -78,6 +79,7 @@ class StudySettings:
     teacher_input_size: int = 299
     teacher_logits_dir: str | None = None
     imagenet: str | None = None
+    recipe: str = "authors"  # the students' training recipe (train.fit.recipes)
 
     def to_dict(self) -> dict[str, object]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -132,6 +134,7 @@ def check_settings(s: StudySettings) -> None:
             raise InputError(f"{name} {','.join(given)}: expected some of {','.join(known)}")
     if not s.temperatures or any(t <= 0 for t in s.temperatures):
         raise InputError(f"--temperatures {s.temperatures}: expected positive values")
+    get_recipe(s.recipe)
     if s.teacher_logits_dir is not None and not Path(s.teacher_logits_dir).is_dir():
         raise InputError(f"--teacher-logits-dir {s.teacher_logits_dir}: no such folder")
 

@@ -2,7 +2,9 @@
 and the supervision curves.
 
 Accuracies are the runs' test accuracy per crop (the authors' figure) from RUN/metrics.json; std is the
-sample standard deviation over the finished folds (0 with one fold). Only finished runs count.
+sample standard deviation over the finished folds (0 with one fold). Only finished runs count, and a run
+that collapsed to one class (metrics.json ``collapsed``) is counted apart, never averaged in: its accuracy
+is one class's share, not a trained model's. Every table names the training recipe that produced it.
 matplotlib is imported only when a plot is drawn.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from edgefer.errors import BackendUnavailable
 from edgefer.fileio import atomic_path, atomic_write_text, csv_cell
+from edgefer.train.fit.recipes import RECIPES
 from edgefer.train.fit.reports import MetricsLog, write_json
 from edgefer.train.models.configs import SIZES, VARIANTS
 from edgefer.train.studies.grid import PAPER_POOLING, StudyCell, StudySettings, cells
@@ -33,22 +36,26 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def cell_result(s: StudySettings, study: Path, cell: StudyCell) -> dict[str, object]:
     """The finished folds of one cell: accuracies per fold and their mean +- std."""
     runs = [_metrics(study / "runs" / cell.name / f"fold-{k}") for k in range(s.folds)]
-    crop = [m["test_accuracy"] for m in runs if m]
-    image = [m["test_accuracy_image"] for m in runs if m]
+    collapsed = [k for k, m in enumerate(runs) if m and m.get("collapsed")]
+    trained = [m for m in runs if m and not m.get("collapsed")]
+    crop = [m["test_accuracy"] for m in trained]
+    image = [m["test_accuracy_image"] for m in trained]
     mean, std = mean_std(crop)
     image_mean, image_std = mean_std(image)
     return {"cell": cell.name, "model": cell.model, "size": cell.model.partition("-")[2],
-            "temperature": cell.temperature, "lam": cell.lam, "folds_finished": len(crop), "folds": s.folds,
-            "accuracy_per_fold": [m["test_accuracy"] if m else None for m in runs],
+            "temperature": cell.temperature, "lam": cell.lam, "folds_finished": len(crop) + len(collapsed),
+            "folds_trained": len(crop), "folds_collapsed": len(collapsed), "collapsed_folds": collapsed,
+            "folds": s.folds, "accuracy_per_fold": [m["test_accuracy"] if m else None for m in runs],
             "mean": mean, "std": std, "image_mean": image_mean, "image_std": image_std}
 
 
 def curve(s: StudySettings, study: Path, cell: StudyCell) -> list[dict[str, float]]:
-    """Test accuracy per epoch, mean +- std over the cell's finished folds."""
+    """Test accuracy per epoch, mean +- std over the cell's finished folds that did not collapse."""
     per_epoch: dict[int, list[float]] = {}
     for k in range(s.folds):
         folder = study / "runs" / cell.name / f"fold-{k}"
-        if _metrics(folder):
+        metrics = _metrics(folder)
+        if metrics and not metrics.get("collapsed"):
             for record in MetricsLog(folder / "metrics.jsonl").read():
                 if "test_accuracy" in record:
                     per_epoch.setdefault(record["epoch"], []).append(record["test_accuracy"])
@@ -75,14 +82,16 @@ def write_reports(s: StudySettings, study: Path, results: list[dict], failed: li
     if s.study == "pooling":
         written += [pooling_csv(s, results, study / "pooling.csv"), pooling_markdown(s, results, study / "pooling.md")]
     elif s.study == "temperature":
-        written += [write_csv(study / "temperature.csv", results, ["model", "size", "temperature", "lam", "mean",
-                                                                  "std", "folds_finished"])]
+        written += [write_csv(study / "temperature.csv", [{**r, "recipe": s.recipe} for r in results],
+                              ["model", "size", "temperature", "lam", "mean", "std", "folds_trained",
+                               "folds_collapsed", "recipe"])]
         written += _plot(plot_temperature, s, results, study / "temperature.png")
     else:
-        rows = [{**r, "supervised": r["temperature"] is not None, **point}
+        rows = [{**r, "supervised": r["temperature"] is not None, **point, "recipe": s.recipe}
                 for r in results for point in data["curves"][r["cell"]]]
         written += [write_csv(study / "supervision.csv", rows, ["model", "size", "supervised", "temperature", "lam",
-                                                               "epoch", "mean", "std", "folds"])]
+                                                               "epoch", "mean", "std", "folds", "folds_collapsed",
+                                                               "recipe"])]
         written += _plot(plot_supervision, s, results, study / "supervision.png", data["curves"])
     return written
 
@@ -107,12 +116,13 @@ def pooling_csv(s: StudySettings, results: list[dict], path: Path) -> Path:
     paper = PAPER_POOLING[s.split]
     rows = [{"model": f"{v}-{z}", "variant": v, "size": z, "paper_ck": paper["ck"][f"{v}-{z}"],
              "paper_oulu": paper["oulu"][f"{v}-{z}"],
-             **{k: ours.get(f"{v}-{z}", {}).get(k) for k in ("mean", "std", "folds_finished")}}
+             **{k: ours.get(f"{v}-{z}", {}).get(k) for k in ("mean", "std", "folds_trained", "folds_collapsed")},
+             "recipe": s.recipe}
             for z in SIZES for v in VARIANTS]
     for row in rows:
         row.update({k: None if row[k] is None else round(100 * row[k], 2) for k in ("mean", "std")})
     return write_csv(path, rows, ["model", "variant", "size", "paper_ck", "paper_oulu", "mean", "std",
-                                  "folds_finished"])
+                                  "folds_trained", "folds_collapsed", "recipe"])
 
 
 def pooling_markdown(s: StudySettings, results: list[dict], path: Path) -> Path:
@@ -122,8 +132,9 @@ def pooling_markdown(s: StudySettings, results: list[dict], path: Path) -> Path:
     dataset = DATASET_TITLES[s.dataset]
     header = "| " + " | ".join(["Model", "CK+ (paper)", "Oulu-CASIA (paper)", "ours"] * 2) + " |"
     lines = [f"# Pooling study: {dataset}, {SPLIT_TITLES[s.split]}, {s.folds} folds x {s.epochs} epochs", "",
-             f"Test accuracy per crop. ours: {dataset}, mean ± std over the finished folds (count in brackets); "
-             f"paper: MicroExpNet, IPTA 2019 slides, {SPLIT_TITLES[s.split]}.", "",
+             f"Test accuracy per crop. ours: {dataset}, recipe `{s.recipe}` ({recipe_summary(s.recipe)}), "
+             "mean ± std over the trained folds (count in brackets); folds that collapsed to one class are "
+             f"counted apart, not averaged in; paper: MicroExpNet, IPTA 2019 slides, {SPLIT_TITLES[s.split]}.", "",
              header, "|---" * 8 + "|"]
     for row in range(8):
         cells_ = []
@@ -137,9 +148,16 @@ def pooling_markdown(s: StudySettings, results: list[dict], path: Path) -> Path:
 
 
 def _ours(result: dict | None, folds: int) -> str:
-    if not result or result["mean"] is None:
+    if not result or not result["folds_finished"]:
         return "-"
-    return f"{100 * result['mean']:.2f} ± {100 * result['std']:.2f}% ({result['folds_finished']}/{folds})"
+    collapsed = f", {result['folds_collapsed']} collapsed" if result["folds_collapsed"] else ""
+    if result["mean"] is None:
+        return f"collapsed ({result['folds_collapsed']}/{folds})"
+    return f"{100 * result['mean']:.2f} ± {100 * result['std']:.2f}% ({result['folds_trained']}/{folds}{collapsed})"
+
+
+def recipe_summary(name: str) -> str:
+    return RECIPES[name].summary if name in RECIPES else "unknown recipe"
 
 
 def _pyplot():

@@ -15,6 +15,9 @@ from edgefer.train.studies.execute import LocalPool, RayPool, RunOutcome, execut
 from edgefer.train.studies.grid import StudySettings, Task, check_settings, tasks, teacher_logits
 from edgefer.train.studies.report import study_results, write_reports
 
+#: Settings added since a study folder may have been started, with the value such a study had.
+OLDER_DEFAULTS = {"recipe": "authors"}
+
 
 @dataclass(frozen=True)
 class StudyResult:
@@ -40,7 +43,7 @@ def claim_folder(s: StudySettings, study: Path) -> None:
     """Write study.json, or refuse when the folder holds a study started with other settings."""
     path = study / "study.json"
     if path.exists():
-        saved = json.loads(path.read_text())
+        saved = {**OLDER_DEFAULTS, **json.loads(path.read_text())}
         changed = [f"{k} {v!r} (was {saved.get(k)!r})" for k, v in s.to_dict().items() if saved.get(k) != v]
         if changed:
             raise InputError(f"{study} holds a study started with other settings: {'; '.join(changed)}; "

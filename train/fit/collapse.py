@@ -1,0 +1,78 @@
+"""A run that learned nothing: its training-set predictions are (almost) all one class, or fc1 is all dead.
+
+Such a run's test accuracy is the share of the majority class, not a trained model's figure: the
+trainer marks it ``collapsed`` in metrics.json (with this evidence) and the studies count it apart.
+A fc1 unit is dead when its pre-activation is <= 0 on every training crop: its ReLU passes no
+gradient, so it never comes back (issue 18: v-XXS and p1-XXS with the authors' recipe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from edgefer.spec import LABELS
+from edgefer.train.fit.loop import Prepare, TrainData
+
+#: Predictions on the training set this concentrated on one class mean the run collapsed.
+MAJORITY_LIMIT = 0.95
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    collapsed: bool
+    majority_share: float  # share of training crops predicted as the most predicted class
+    majority_class: int
+    dead_fc1: float  # share of fc1 units whose pre-activation is <= 0 on every training crop
+    fc1_units: int
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def fc1_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """fc1's outputs before the ReLU, (N, units), in eval mode."""
+    captured: list[torch.Tensor] = []
+    handle = model.fc1.register_forward_hook(lambda module, args, output: captured.append(output.detach()))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return captured[0]
+
+
+def dead_units(model: nn.Module, data: TrainData, prepare: Prepare, batch_size: int = 256) -> float:
+    """The share of fc1 units that are <= 0 on every item of ``data``."""
+    alive = None
+    for i in range(0, len(data), batch_size):
+        batch = (fc1_preactivations(model, prepare(data.inputs[i:i + batch_size])) > 0).any(0)
+        alive = batch if alive is None else alive | batch
+    return 1.0 - float(alive.float().mean())
+
+
+def diagnose(model: nn.Module, data: TrainData, prepare: Prepare, logits: torch.Tensor | None = None,
+             batch_size: int = 256) -> Diagnosis:
+    """Is the model collapsed on its training set? ``logits``: its training-set logits, if computed already."""
+    if logits is None:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(prepare(data.inputs[i:i + batch_size])) for i in range(0, len(data), batch_size)])
+        model.train(was_training)
+    counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
+    share, top = float(counts.max()) / max(len(logits), 1), int(counts.argmax())
+    dead = dead_units(model, data, prepare, batch_size)
+    reasons = []
+    if dead == 1.0:
+        reasons.append(f"all {model.fc1.out_features} fc1 units dead")
+    if share >= MAJORITY_LIMIT:
+        label = LABELS[top] if logits.shape[1] == len(LABELS) else f"class {top}"
+        reasons.append(f"{share:.1%} of the training crops predicted as {label}")
+    return Diagnosis(bool(reasons), share, top, dead, model.fc1.out_features, "; ".join(reasons) or None)
