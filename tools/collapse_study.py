@@ -188,15 +188,17 @@ def step_shift(before, after) -> dict[str, float]:
     shift = after - before
     mean = shift.mean(0)
     spread = before.std(0).clamp_min(1e-12)
-    same_way = (shift.sign() == mean.sign()).float().mean(0)
-    return {"shift_over_spread": float((mean.abs() / spread).median()), "same_way": float(same_way.median())}
+    moved = mean != 0  # fc1 does not move at all at the first step when fc2 starts at zero
+    same_way = (shift.sign() == mean.sign()).float().mean(0)[moved]
+    return {"shift_over_spread": float((mean.abs() / spread).median()),
+            "same_way": float(same_way.median()) if moved.any() else None}
 
 
 def one_line(r: dict) -> str:
     last = r["epochs"][-1]
     return (f"{r['framework']:<8} {r['recipe']:<8} {r['model']:<8} seed {r['seed']}: first-step fc1 std "
             f"{r['first_step']['std']:.3g}, shift/spread {r['first_step'].get('shift_over_spread', 0):.2f} "
-            f"({r['first_step'].get('same_way', 0):.2f} same way), "
+            f"({_fmt(r['first_step'].get('same_way'))} same way), "
             f"dead per epoch {[round(e['dead'], 2) for e in r['epochs']]}, "
             f"majority {last['majority']:.2f}, test {last['test_accuracy']:.3f}"
             + (" COLLAPSED" if r["collapsed"] else ""))
@@ -220,13 +222,19 @@ def summarise(records: list[dict]) -> str:
                      f"{_median([r['first_step']['std'] for r in runs]):.3g}, "
                      f"{_fmt(_median([r['first_step'].get('logit_std') for r in runs]))} | "
                      f"{_fmt(_median([r['first_step'].get('shift_over_spread') for r in runs]))}, "
-                     f"{_fmt(_median([r['first_step'].get('same_way') for r in runs]))} | "
+                     f"{_fmt(_median([_moved(r) for r in runs]))} | "
                      f"{', '.join(_fmt(early[s]) for s in STEPS)} | "
                      f"{', '.join(_fmt(d) for d in per_epoch)} | {_fmt(_median(alive))} |")
     return "\n".join(lines)
 
 
 STEPS = (0, 1, 5, 10)
+
+
+def _moved(record: dict) -> float | None:
+    """The share of inputs moving with the mean, where fc1 moved at the first step at all."""
+    step = record["first_step"]
+    return step.get("same_way") if step.get("shift_over_spread") else None
 
 
 def _median(values: list[float]) -> float | None:

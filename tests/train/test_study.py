@@ -83,7 +83,8 @@ def test_pooling_table_has_the_slides_rows_with_the_papers_figures(pooling_study
     assert rows[4].endswith(f"| v_XXS | 71.36% | 44.33% | {100 * v_xxs['mean']:.2f} ± {100 * v_xxs['std']:.2f}% "
                             "(2/2) |")
     csv_rows = (pooling_study / "pooling.csv").read_text().splitlines()
-    assert csv_rows[0] == "model,variant,size,paper_ck,paper_oulu,mean,std,folds_finished" and len(csv_rows) == 17
+    assert csv_rows[0] == "model,variant,size,paper_ck,paper_oulu,mean,std,folds_trained,folds_collapsed,recipe"
+    assert len(csv_rows) == 17
     assert csv_rows[-1].startswith("p12-xxs,p12,xxs,78.44,55.03,")
 
 
@@ -122,7 +123,7 @@ def test_temperature_and_supervision_distil_from_the_folds_teachers(tmp_path, fa
     assert config["teacher_logits"] == str(temperature / "teacher/fold-1/teacher_logits.safetensors")
     assert (config["temperature"], config["lam"]) == (8.0, 0.5)
     rows = (temperature / "temperature.csv").read_text().splitlines()
-    assert rows[0] == "model,size,temperature,lam,mean,std,folds_finished" and len(rows) == 3
+    assert rows[0] == "model,size,temperature,lam,mean,std,folds_trained,folds_collapsed,recipe" and len(rows) == 3
     assert_png(temperature / "temperature.png")
 
     supervision = tmp_path / "supervision"
