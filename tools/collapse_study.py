@@ -72,12 +72,13 @@ def load_synthetic_fold(root: Path, subjects: int, per_class: int):
     from synthetic_faces import write_folder
 
     from edgefer.train.data.datasets import LayoutOptions
-    from edgefer.train.data.folds import DataOptions, load_fold
+    from edgefer.train.data.folds import load_fold
+    from edgefer.train.data.options import DataOptions
 
     if not root.exists():
         write_folder(root, subjects=subjects, per_class=per_class, seed=0)
-    options = DataOptions(root, "folder", LayoutOptions(subject_regex=r"^(s\d+)_"), "subject", 5, 0,
-                          cache_dir=root.parent / "crop-cache")
+    options = DataOptions(root=root, dataset="folder", layout=LayoutOptions(subject_regex=r"^(s\d+)_"),
+                          split="subject", folds=5, fold=0, cache_dir=root.parent / "crop-cache")
     return load_fold(options)
 
 
@@ -136,7 +137,8 @@ def measure_run(fold, name: str, seed: int, recipe_name: str, epochs: int, lr: f
     import torch
 
     from edgefer.train.fit.collapse import dead_units, diagnose, fc1_preactivations
-    from edgefer.train.fit.loop import Hooks, LoopConfig, evaluate, fit, seed_everything
+    from edgefer.train.fit.loop import Hooks, evaluate, fit, seed_everything
+    from edgefer.train.fit.settings import LoopConfig
     from edgefer.train.models.registry import create_model
 
     recipe = recipes()[recipe_name]
@@ -173,7 +175,7 @@ def measure_run(fold, name: str, seed: int, recipe_name: str, epochs: int, lr: f
 
     loss = lambda logits, labels, targets: torch.nn.functional.cross_entropy(logits, labels)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
-        config = LoopConfig(epochs, lr=lr, seed=seed, checkpoint_seconds=1e9)
+        config = LoopConfig(epochs=epochs, lr=lr, seed=seed, checkpoint_seconds=1e9)
         fit(model, fold.train, fold.test, loss, prepare, config, Path(tmp) / "checkpoint.pt", {}, hooks=Probe())
     with torch.no_grad():
         verdict = diagnose(model, fold.train, prepare)

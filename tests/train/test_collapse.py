@@ -17,8 +17,9 @@ from synthetic_faces import shared_cache, shared_dataset, write_folder  # noqa: 
 from edgefer.cli.train import _print_summary  # noqa: E402
 from edgefer.spec import LABELS  # noqa: E402
 from edgefer.train.data.datasets import LayoutOptions  # noqa: E402
-from edgefer.train.data.folds import DataOptions  # noqa: E402
-from edgefer.train.fit.student import StudentRun, train_student  # noqa: E402
+from edgefer.train.data.options import DataOptions  # noqa: E402
+from edgefer.train.fit.settings import LoopConfig, StudentRun  # noqa: E402
+from edgefer.train.fit.student import train_student  # noqa: E402
 from edgefer.train.models.weights import load_weights  # noqa: E402
 from edgefer.train.studies.grid import StudySettings  # noqa: E402
 from edgefer.train.studies.report import write_reports  # noqa: E402
@@ -28,8 +29,8 @@ SUBJECTS = LayoutOptions(subject_regex=r"^(s\d+)_")
 
 
 def tiny(fold: int) -> DataOptions:
-    return DataOptions(shared_dataset("folder"), "folder", SUBJECTS, split="random", folds=2, fold=fold,
-                       cache_dir=shared_cache())
+    return DataOptions(root=shared_dataset("folder"), dataset="folder", layout=SUBJECTS, split="random", folds=2,
+                       fold=fold, cache_dir=shared_cache())
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def study(tmp_path_factory):
     runs = {}
     for fold, recipe in ((0, "authors"), (1, "robust")):
         out = root / "runs" / "v-xxs" / f"fold-{fold}"
-        runs[fold] = train_student(StudentRun(tiny(fold), out, epochs=3, model="v-xxs", lr=1e-3, recipe=recipe))
+        runs[fold] = train_student(StudentRun(data=tiny(fold), out=out, loop=LoopConfig(epochs=3, lr=1e-3),
+                                              model="v-xxs", recipe=recipe))
     settings = StudySettings(study="pooling", data=str(shared_dataset("folder")), dataset="folder", split="random",
                              folds=2, epochs=3, variants=("v",), sizes=("xxs",), lr=1e-3, subject_regex=r"^(s\d+)_")
     return root, settings, runs
@@ -97,10 +99,10 @@ def faces(tmp_path_factory):
 @pytest.mark.parametrize("model", ["v-xxs", "p1-xxs"])
 def test_robust_recipe_trains_what_the_authors_recipe_collapses(faces, model):
     """The authors' lr 1e-4 and dropout 0.5, 8 epochs (about 150 steps), subject-independent fold 0 of 5."""
-    data = DataOptions(faces / "faces", "folder", SUBJECTS, split="subject", folds=5, fold=0,
+    data = DataOptions(root=faces / "faces", dataset="folder", layout=SUBJECTS, split="subject", folds=5, fold=0,
                        cache_dir=faces / "cache")
     for seed in (0, 1, 2):
-        metrics = train_student(StudentRun(data, faces / f"{model}-{seed}", epochs=8, model=model, seed=seed,
-                                           recipe="robust"))
+        metrics = train_student(StudentRun(data=data, out=faces / f"{model}-{seed}",
+                                           loop=LoopConfig(epochs=8, seed=seed), model=model, recipe="robust"))
         assert not metrics["collapsed"], (seed, metrics["collapse"])
         assert metrics["test_accuracy"] > 1.5 * CHANCE, (seed, metrics["test_accuracy"])
