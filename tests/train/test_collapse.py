@@ -22,7 +22,7 @@ from edgefer.train.fit.settings import LoopConfig, StudentRun  # noqa: E402
 from edgefer.train.fit.student import train_student  # noqa: E402
 from edgefer.train.models.weights import load_weights  # noqa: E402
 from edgefer.train.studies.grid import StudySettings  # noqa: E402
-from edgefer.train.studies.report import write_reports  # noqa: E402
+from edgefer.train.studies.report import study_results, write_reports  # noqa: E402
 
 CHANCE = 1 / len(LABELS)
 SUBJECTS = LayoutOptions(subject_regex=r"^(s\d+)_")
@@ -75,7 +75,7 @@ def test_a_trained_run_is_not_marked(study, capsys):
 
 def test_the_study_tables_count_collapsed_folds_apart(study):
     root, settings, runs = study
-    write_reports(settings, root, [])
+    write_reports(settings, root, study_results(settings, root), [])
     (cell,) = json.loads((root / "results.json").read_text())["cells"]
     assert (cell["folds_finished"], cell["folds_trained"], cell["folds_collapsed"]) == (2, 1, 1)
     assert cell["collapsed_folds"] == [0]
