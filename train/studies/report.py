@@ -185,7 +185,7 @@ def plot_temperature(s: StudySettings, results: list[dict], path: Path) -> Path:
     axis.set_xlabel("temperature T")
     axis.set_ylabel("test accuracy (%)")
     axis.set_title(f"Temperature analysis: {DATASET_TITLES[s.dataset]}, {SPLIT_TITLES[s.split]}, "
-                   f"lambda {s.lam:g}, {s.folds} folds")
+                   f"lambda {s.lam:g}, {s.folds} folds, recipe {s.recipe}")
     axis.legend()
     axis.grid(alpha=0.3)
     return _save(plt, fig, path)
@@ -214,7 +214,7 @@ def plot_supervision(s: StudySettings, results: list[dict], path: Path, curves: 
     axis.set_xlabel("epoch")
     axis.set_ylabel("test accuracy (%)")
     axis.set_title(f"The effect of supervision: {DATASET_TITLES[s.dataset]}, {SPLIT_TITLES[s.split]}, "
-                   f"{s.folds} folds")
+                   f"{s.folds} folds, recipe {s.recipe}")
     axis.legend(fontsize="small")
     axis.grid(alpha=0.3)
     return _save(plt, fig, path)
