@@ -303,8 +303,10 @@ def _finite_sum(crops: np.ndarray) -> bool:
     maximum count as infinite too: no pixel is that large. Memory: one fixed 256 KiB vector, whatever
     the batch size, plus the block sums."""
     flat = crops.reshape(-1)  # a copy only for a non-contiguous (S, S) crop
-    blocks, rest = divmod(flat.size, _SUM_BLOCK)
     ones = _ones()
+    if flat.size <= _SUM_BLOCK:  # a few crops: one dot
+        return math.isfinite(float(np.dot(flat, ones[:flat.size])))
+    blocks, rest = divmod(flat.size, _SUM_BLOCK)
     sums = np.dot(flat[:blocks * _SUM_BLOCK].reshape(blocks, _SUM_BLOCK), ones) if blocks else np.zeros(0, np.float32)
     tail = float(np.dot(flat[blocks * _SUM_BLOCK:], ones[:rest])) if rest else 0.0
     return math.isfinite(tail) and bool(np.isfinite(sums).all())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgefer.detect import Detector, detector_name, make_detector
-from edgefer.errors import InputError, ModelError, QualityError
+from edgefer.errors import InputError, InvalidFrameError, ModelError, QualityError
 from edgefer.imagefile import decode_image, opencv, read_image
 from edgefer.limits import check_threads
 from edgefer.preprocess import Box, CropBatch, crops_to_batch, faces_to_batch, ready_crop, to_uint8_image
@@ -97,6 +98,9 @@ class Recognizer:
         #: The detector's name, as results and bench records report it.
         self.detector_name = detector_name(self.detector)
         self.max_pixels = max_pixels
+        size = self.spec.input_size  # classify's hot path: one ready (S, S) float32 crop
+        self._crop_shape, self._one_crop = (size, size), (1, 1, size, size)
+        self._crop_ones = np.ones(size * size, np.float32)
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for ready face crops (84x84 gray, 0..255; one or a batch).
@@ -105,6 +109,11 @@ class Recognizer:
         the runtime's buffers for at most ``CLASSIFY_CHUNK`` crops: larger batches run in chunks.
         A model whose output holds NaN or infinity raises QualityError naming the model.
         """
+        if (type(crops) is np.ndarray and crops.shape == self._crop_shape and crops.dtype == np.float32
+                and crops.flags.c_contiguous):  # the hot path: one ready crop, the same checks inlined
+            if not math.isfinite(float(np.dot(crops.reshape(-1), self._crop_ones))):
+                raise InvalidFrameError("face crops hold NaN or infinite values")
+            return self._probabilities(self.backend.run(crops.reshape(self._one_crop)))
         pixels = crops_to_batch(crops, self.spec.input_size)
         if len(pixels) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
@@ -113,10 +122,23 @@ class Recognizer:
         else:
             logits = np.concatenate([self.backend.run(pixels[start:start + CLASSIFY_CHUNK])
                                      for start in range(0, len(pixels), CLASSIFY_CHUNK)])
-        if not np.isfinite(logits).all():
-            raise QualityError(f"{self.path}: the model output NaN or infinite scores "
-                               f"({self.backend.name}, {self.backend.precision}); the model is broken")
-        return softmax(logits)
+        return self._probabilities(logits)
+
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Softmax of the logits; QualityError naming the model when they hold NaN or infinity.
+        One row (batch 1, the latency path) in plain floats: numpy's per-call cost on 8 numbers is
+        twice the arithmetic (1.4 + 3.4 us against 2.6 us measured on the EPYC)."""
+        if len(logits) == 1:
+            values = logits[0].tolist()
+            if all(map(math.isfinite, values)):
+                top = max(values)
+                exps = [math.exp(v - top) for v in values]
+                total = sum(exps)
+                return np.array([[e / total for e in exps]], np.float32)
+        elif np.isfinite(logits).all():
+            return softmax(logits)
+        raise QualityError(f"{self.path}: the model output NaN or infinite scores "
+                           f"({self.backend.name}, {self.backend.precision}); the model is broken")
 
     def classify_crop(self, image: Image, *, color: str = "bgr") -> Face:
         """One model-ready face crop (a file, bytes or array of any size): made gray and resized to the
