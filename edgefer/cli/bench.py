@@ -104,7 +104,8 @@ def bench(
                    err=True)
     for table in report.tables[1:]:  # the machines table is for reports of several machines
         typer.echo(render_markdown(table))
-    typer.echo(recommendation_text(result.records))
+    if any(not r.frame for r in result.records):  # a --frames-only run times detectors, not models
+        typer.echo(recommendation_text(result.records))
     typer.echo(f"{len(result.records)} records in {result.wall_seconds:.0f} s"
                + (f"; written to {json_path}" if json_path else ""), err=True)
     failure = bench_failure(result, named=backends.strip().lower() != "all")

@@ -33,8 +33,9 @@ def predict(
                                                       "resized to the model's input only, nothing cut.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Images: one JSON array, one object per image. Videos "
                                                          "and cameras: JSON lines, one object per frame.")] = False,
-    detector: Annotated[str, typer.Option(help="Face detector: blazeface (default), blazeface-full, haar, "
-                                               "haar-exact (the paper's).")] = "blazeface",
+    detector: Annotated[str | None, typer.Option(help="Face detector: haar-exact (the paper's; default for "
+                                                      "images), blazeface (default for videos and cameras), "
+                                                      "blazeface-full, haar.", show_default=False)] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Folders: take the images in their "
                                                                       "sub-folders too.")] = False,
     camera: Annotated[int | None, typer.Option(metavar="INDEX", min=0, help="Read camera INDEX (0: the first) "

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from edgefer.cli.common import ProgressBars
+from edgefer.detect import detector_name
 from edgefer.errors import InputError
 from edgefer.textsafe import json_text, printable
 
@@ -41,7 +42,7 @@ def _one(recognizer, model: str, video, detect_every: int, as_json: bool, csv_pa
          annotate: Path | None) -> None:
     from edgefer.stream_outputs import AnnotatedVideo, CsvLog, StreamSummary, run_stream
 
-    about = {"source": video.name, "model": model, "detector": recognizer.detector_name}
+    about = {"source": video.name, "model": model, "detector": detector_name(recognizer.stream_detector)}
     summary = StreamSummary(video.name)
     csv_log = CsvLog(csv_path, recognizer.labels) if csv_path else None
     try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgefer.detect import Detector, detector_name, make_detector
+from edgefer.detect import STREAM_DETECTOR, Detector, detector_name, make_detector
 from edgefer.errors import InputError, InvalidFrameError, ModelError, QualityError
 from edgefer.imagefile import decode_image, opencv, read_image
 from edgefer.limits import check_threads
@@ -68,8 +68,9 @@ class Recognizer:
 
     ``model`` is a bundled name (``microexpnet-ck``, ``microexpnet-oulu``) or an artifact path
     (.onnx, .xml, .engine/.plan); the backend follows the file type unless ``backend`` names one.
-    ``detector`` is a name (``blazeface``, the default; ``blazeface-full``; ``haar``; ``haar-exact``, the
-    paper's setting) or any object with ``detect(frame) -> [(x, y, w, h), ...]``; ``threads`` bounds
+    ``detector`` is a name (``haar-exact``, the authors' cascade and the default for images;
+    ``blazeface``, the default of :meth:`stream`; ``blazeface-full``; ``haar``, the cascade with a
+    minimum face size) or any object with ``detect(frame) -> [(x, y, w, h), ...]``; ``threads`` bounds
     the detector's and OpenCV's threads too (OpenCV's count is process-wide). ``precision`` asks the
     backend for a compute precision (e.g. "bf16" on OpenVINO; see
     :func:`edgefer.runtime.loader.open_backend`); ``backend.precision`` says what really runs.
@@ -97,6 +98,9 @@ class Recognizer:
         self.detector = make_detector(detector, threads=threads)
         #: The detector's name, as results and bench records report it.
         self.detector_name = detector_name(self.detector)
+        # streams use the detector asked for, else the real-time one (made on the first stream)
+        self._stream_detector = self.detector if detector is not None else None
+        self._threads = threads
         self.max_pixels = max_pixels
         size = self.spec.input_size  # classify's hot path: one ready (S, S) float32 crop
         self._crop_shape, self._one_crop = (size, size), (1, 1, size, size)
@@ -178,6 +182,13 @@ class Recognizer:
         if not detect:
             return faces_to_batch(frame, None, self.spec.input_size)
         return faces_to_batch(frame, None, self.spec.input_size, boxes=list(self.detector.detect(frame)))
+
+    @property
+    def stream_detector(self) -> Detector:
+        """The detector :meth:`stream` uses: the one given to the Recognizer, else BlazeFace (real time)."""
+        if self._stream_detector is None:
+            self._stream_detector = make_detector(STREAM_DETECTOR, threads=self._threads)
+        return self._stream_detector
 
     def stream(self, frames: Iterable[Image], *, detect_every: int = 5, fps: float | None = None,
                color: str = "bgr") -> FaceStream:

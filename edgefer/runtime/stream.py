@@ -119,6 +119,7 @@ class FaceStream:
         if fps is not None and not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
             raise InputError(f"fps {fps!r}: expected a positive number of frames per second")
         self.recognizer = recognizer
+        self.detector = recognizer.stream_detector
         self.detect_every = detect_every
         self.fps = fps
         self.color = color
@@ -147,7 +148,7 @@ class FaceStream:
         image = self.recognizer._load(frame, self.color)
         due = self._last_detection is None or index - self._last_detection >= self.detect_every
         if due:
-            boxes = [b for b in (clip_box(b, image.shape) for b in self.recognizer.detector.detect(image))
+            boxes = [b for b in (clip_box(b, image.shape) for b in self.detector.detect(image))
                      if not isinstance(b, SkippedBox)]
             tracked = self.tracker.update(boxes, index)
             self._last_detection = index

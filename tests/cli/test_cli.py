@@ -64,7 +64,7 @@ def test_predict_goes_on_after_a_bad_file(edgefer, tmp_path, astronaut_path):
     assert [r["image"] for r in results] == [str(astronaut_path), str(missing), str(astronaut_path)]
     assert len(results[0]["faces"]) == 1 and results[2]["faces"] == results[0]["faces"]
     assert "missing.png" in results[1]["error"] and "faces" not in results[1]
-    assert results[0]["model"] == "microexpnet-ck" and results[0]["detector"] == "blazeface"
+    assert results[0]["model"] == "microexpnet-ck" and results[0]["detector"] == "haar-exact"
     assert out.stderr.strip().splitlines() == [f"edgefer: error: {results[1]['error']}"]
     table = edgefer("predict", missing, astronaut_path)
     assert table.returncode == 2 and "face 0" in table.stdout and len(table.stderr.strip().splitlines()) == 1

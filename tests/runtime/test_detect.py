@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from composed_frames import face_box, frame, iou  # noqa: E402
 
 from edgefer import Recognizer  # noqa: E402
-from edgefer.detect import DETECTORS, make_detector  # noqa: E402
+from edgefer.detect import DETECTORS, detector_name, make_detector  # noqa: E402
 from edgefer.detect.anchors import AnchorSpec, decode, ssd_anchors, weighted_nms  # noqa: E402
 from edgefer.detect.blazeface import VARIANTS, fitted_framing  # noqa: E402
 from edgefer.errors import InputError  # noqa: E402
@@ -137,7 +137,10 @@ def test_recognizer_takes_names_objects_and_boxes(astronaut_bgr, reference):
     assert by_name.predict(astronaut_bgr, boxes=[reference["astronaut_box"]]) == by_name.predict(astronaut_bgr)
     assert Recognizer("microexpnet-ck", detector=FaceDetector()).predict(astronaut_bgr) == by_name.predict(
         astronaut_bgr)
-    assert Recognizer("microexpnet-ck").detector_name == "blazeface"
+    default = Recognizer("microexpnet-ck")
+    assert default.detector_name == "haar-exact"  # images: the authors' pipeline
+    assert detector_name(default.stream_detector) == "blazeface"  # streams: real time
+    assert Recognizer("microexpnet-ck", detector="haar").stream_detector.name == "haar"  # a choice holds for both
 
 
 def test_unknown_detectors_are_refused():
