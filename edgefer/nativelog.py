@@ -1,4 +1,4 @@
-"""Filter what native libraries print straight to file descriptor 2, keeping everything but known noise.
+"""What native libraries print straight to file descriptor 2: filtered of known noise, or silenced.
 
 ONNX Runtime's bundled cpuinfo, and ONNX Runtime about it, write lines such as "Error in cpuinfo: ...",
 "onnxruntime cpuid_info warning: Unknown CPU vendor" or "onnxruntime warning: cpuinfo_initialize failed"
@@ -48,3 +48,22 @@ def native_stderr_filtered(noise: re.Pattern[str] = CPUINFO_NOISE) -> Iterator[N
                 if kept:
                     sys.stderr.write(kept)
                     sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries print straight to file descriptor 2 (libpng's "libpng error: ...", FFmpeg's
+    "moov atom not found") to /dev/null meanwhile: edgefer's own one-line error says what went wrong."""
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no file descriptor 2 to redirect
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

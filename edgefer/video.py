@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import numpy as np
 
 from edgefer.errors import BackendUnavailable, InputError
 from edgefer.imagefile import opencv
+from edgefer.nativelog import native_stderr_silenced
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 _EXPECTED = "a video OpenCV's FFmpeg can decode (mp4, avi, mkv, mov, webm, ...)"
@@ -32,20 +32,8 @@ def quiet_native_stderr() -> Iterator[None]:
     """FFmpeg and OpenCV print their own warnings to file descriptor 2 ("moov atom not found");
     edgefer's one-line error says what went wrong, so those go to /dev/null meanwhile. Ctrl-C and
     SIGTERM wait until stderr is back (else "interrupted" would go to /dev/null)."""
-    with _sigint_deferred():
-        try:
-            sys.stderr.flush()
-            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-        except OSError:  # no file descriptor 2 to redirect
-            yield
-            return
-        try:
-            os.dup2(devnull, 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
+    with _sigint_deferred(), native_stderr_silenced():
+        yield
 
 
 @contextlib.contextmanager

@@ -32,6 +32,8 @@ import make_authors_reference as authors  # noqa: E402  (sets TF's thread and lo
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from edgefer.sysinfo import cpu_name  # noqa: E402
+
 ONNX = REPO_ROOT / "edgefer" / "models" / "microexpnet-{key}.onnx"
 SCHEMA = "edgefer.authors-timing/1"
 
@@ -139,24 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(text + f" (medians of {args.blocks} alternating blocks)")
     if args.json:
-        cpu = authors_cpu()
+        cpu = cpu_name()
         data = {"schema": SCHEMA, "cpu": cpu, "cpu_flags": cpu_flags(), "host": platform.node(),
                 "tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__,
                 "tf_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
                 "method": f"medians of {args.blocks} alternating blocks per contender, one process", "results": rows}
         args.json.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return 0
-
-
-def authors_cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

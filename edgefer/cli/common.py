@@ -4,8 +4,6 @@ rich progress bars, the options of the training commands, list parsing, the exit
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -28,21 +26,6 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
     except ModuleNotFoundError as err:
         raise BackendUnavailable(f"{command} needs {err.name}, which is not installed: "
                                  f"pip install 'edgefer[{extra}]'") from None
-
-
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Send what C libraries print straight to file descriptor 2 (libpng's "libpng error: ...") to
-    /dev/null meanwhile: edgefer's own one-line error says what went wrong."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def error(message: str) -> None:

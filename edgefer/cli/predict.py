@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from edgefer.cli.common import EXIT_BAD_INPUT, error, native_stderr_silenced
+from edgefer.cli.common import EXIT_BAD_INPUT, error
 from edgefer.errors import InputError, ModelError
+from edgefer.nativelog import native_stderr_silenced
 from edgefer.textsafe import json_text, printable
 
 #: What ``--json`` and the table call the ways of taking faces without a detector.
