@@ -37,6 +37,8 @@ class SystemInfo:
     libraries: dict[str, str | None]
     backends: list[BackendInfo]
     gpus: list[str]
+    #: The vector and matrix extensions that decide which precisions pay (see ``cpu_features``).
+    cpu_features: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -109,6 +111,17 @@ def _onnxruntime() -> BackendInfo:
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 #: CPU flags of int8 dot products that accumulate in int32 without saturating (VNNI, AMX, Arm's dot product).
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+
+
+#: The CPU features a figure depends on, in the order they are reported (Linux flag names).
+REPORTED_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+                     "amx_int8", "asimd", "asimddp", "bf16", "sve")
+
+
+def cpu_features() -> list[str]:
+    """Which of ``REPORTED_FEATURES`` this CPU has: what makes figures from two CPUs comparable or not."""
+    flags = cpu_flags()
+    return [name for name in REPORTED_FEATURES if name in flags]
 
 
 def cpu_has_bf16() -> bool:
@@ -195,4 +208,4 @@ def detect(include_torch: bool = True) -> SystemInfo:
         "torch", "onnx", "safetensors")}
     return SystemInfo(cpu=cpu_name(), cores=os.cpu_count() or 1, platform=platform.platform(),
                       python=sys.version.split()[0], libraries=libraries, backends=backends,
-                      gpus=cuda_gpus())
+                      gpus=cuda_gpus(), cpu_features=cpu_features())

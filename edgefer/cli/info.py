@@ -18,7 +18,8 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         typer.echo(json_text(system.to_dict(), indent=2))
         return
     typer.echo(f"edgefer {system.libraries['edgefer']}  python {system.python}  {system.platform}")
-    typer.echo(f"cpu: {system.cpu} ({system.cores} cores)")
+    features = ", ".join(system.cpu_features) or "unknown"
+    typer.echo(f"cpu: {system.cpu} ({system.cores} cores; {features})")
     typer.echo(f"gpus: {', '.join(system.gpus) or 'none'}")
     width = max((len(b.version or "-") for b in system.backends), default=1)
     for b in system.backends:

@@ -89,6 +89,11 @@ def test_info_lists_backends(edgefer):
     assert backends["onnxruntime"]["available"]
     assert "CPUExecutionProvider" in backends["onnxruntime"]["devices"]
     assert info["cores"] >= 1 and info["cpu"]
+    from edgefer.sysinfo import cpu_flags  # the features named are the CPU's own flags, in the listed order
+
+    assert info["cpu_features"] == [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                                                "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimddp", "bf16", "sve")
+                                    if f in cpu_flags()]
 
 
 def bad_files(tmp_path, astronaut_path):
