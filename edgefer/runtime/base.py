@@ -50,6 +50,13 @@ class Backend(abc.ABC):
             self.check_input(pixels)
         return self._run(pixels)
 
+    def run_checked(self, pixels: np.ndarray) -> np.ndarray:
+        """:meth:`run` for a batch the caller has already checked the way :meth:`run` does (the
+        Recognizer's one-crop path checks its crop inline); BackendClosed after :meth:`close`."""
+        if self._closed:
+            self._raise_closed()
+        return self._run(pixels)
+
     @abc.abstractmethod
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         """The runtime's own call, on a batch :meth:`run` has checked."""

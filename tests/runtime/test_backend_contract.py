@@ -90,6 +90,16 @@ class BackendContract:
         backend.close()  # idempotent
         with pytest.raises(BackendClosed, match=f"the {self.backend} backend is closed"):
             backend.run(crops[:2])
+        with pytest.raises(BackendClosed, match=f"the {self.backend} backend is closed"):
+            backend.run_checked(crops[:1])
+
+    def test_run_checked_gives_what_run_gives(self, artifact, crops):
+        with self.open(artifact) as backend:
+            for batch in (crops[:1], crops[:3], crops):  # the bound small-batch path and the general one
+                np.testing.assert_array_equal(backend.run_checked(batch), backend.run(batch))
+            first = backend.run_checked(crops[:1])
+            backend.run_checked(crops[1:2])
+            np.testing.assert_array_equal(first, backend.run(crops[:1]))  # a result outlives the next call
 
     def test_a_broken_file_is_a_model_error(self, artifact, tmp_path):
         broken = tmp_path / artifact.name
