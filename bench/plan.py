@@ -240,7 +240,7 @@ def reads_file(backend: BenchBackend, path: str) -> bool:
     from edgefer.runtime.loader import READS
 
     suffixes, _ = READS.get(backend.runtime, ((), ""))
-    return backend.format != "safetensors" and Path(path).suffix.lower() in suffixes and (
+    return Path(path).suffix.lower() in suffixes and (
         artifact_format(path) == backend.format or backend.runtime == "openvino")
 
 

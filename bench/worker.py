@@ -67,8 +67,8 @@ def _time_group(job: TimeJob, cells: list[BenchCell]):
 
     first = cells[0]
     try:
-        runner = prepare(first.backend, job.model.name, first.precision, first.threads, first.artifact,
-                         allow_fallback=job.allow_fallback, mode=job.mode)
+        runner = prepare(first.backend, job.model.file or job.model.name, first.precision, first.threads,
+                         first.artifact, allow_fallback=job.allow_fallback, mode=job.mode)
     except Exception as err:  # noqa: BLE001 - a backend that cannot load gives records, not a crash
         status = "unavailable" if isinstance(err, BackendUnavailable) else "failed"
         for cell in cells:

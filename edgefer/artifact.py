@@ -1,8 +1,9 @@
 """What a model file says about itself, read without any runtime: its kind and its edgefer spec.
 
-The spec sits in an ONNX file's ``metadata_props``, an OpenVINO IR's ``rt_info`` (edgefer/spec), or a
-TensorRT plan's JSON sidecar. Tools that plan work on files (``edgefer bench --models FILE``) read it
-here; the backends read it again, with the file's full checks, when they load it.
+The spec sits in an ONNX file's ``metadata_props``, an OpenVINO IR's ``rt_info`` (edgefer/spec), a
+TensorRT plan's JSON sidecar, or a PyTorch weights file's safetensors header. Tools that plan work on
+files (``edgefer bench --models FILE``) read it here; the backends read it again, with the file's full
+checks, when they load it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from edgefer.errors import ModelError
 from edgefer.spec import METADATA_KEY, ModelSpec
 
 #: artifact suffix -> its format (the name `edgefer convert --to` uses)
-FORMATS_BY_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt"}
+FORMATS_BY_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
+                     ".safetensors": "safetensors"}
+
+#: The safetensors header key naming the network (edgefer.train.models.weights writes it).
+SAFETENSORS_MODEL_KEY = "edgefer.model"
 
 
 def artifact_format(path: str | os.PathLike) -> str | None:
-    """"onnx", "openvino" or "tensorrt" for an artifact file name, None for anything else."""
+    """"onnx", "openvino", "tensorrt" or "safetensors" for an artifact file name, None for anything else."""
     return FORMATS_BY_SUFFIX.get(Path(path).suffix.lower())
 
 
@@ -40,7 +45,8 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
     try:
-        text = {"onnx": _onnx_spec, "openvino": _ir_spec, "tensorrt": _sidecar_spec}[fmt](path)
+        text = {"onnx": _onnx_spec, "openvino": _ir_spec, "tensorrt": _sidecar_spec,
+                "safetensors": _safetensors_spec}[fmt](path)
     except (OSError, ValueError, ElementTree.ParseError) as err:
         raise ModelError(f"{path}: unreadable {fmt} file ({err})") from None
     if not text:
@@ -55,6 +61,18 @@ def _onnx_spec(path: Path) -> str | None:
     from edgefer.trust import check_onnx_file, onnx_metadata
 
     return onnx_metadata(check_onnx_file(path)).get(METADATA_KEY)
+
+
+def _safetensors_spec(path: Path) -> str | None:
+    """The spec in the header's metadata; a file with only the network's name gets that network's defaults
+    (as the torch backend loads it)."""
+    from edgefer.trust import safetensors_metadata
+
+    metadata = safetensors_metadata(path)
+    if METADATA_KEY in metadata:
+        return metadata[METADATA_KEY]
+    name = metadata.get(SAFETENSORS_MODEL_KEY)
+    return ModelSpec(model=name).to_json() if name else None
 
 
 def _ir_spec(path: Path) -> str | None:

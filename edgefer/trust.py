@@ -219,6 +219,14 @@ def check_safetensors_file(path: str | os.PathLike) -> dict[str, dict]:
     return tensors
 
 
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The header's ``__metadata__`` (string to string) of a file :func:`check_safetensors_file` accepts."""
+    check_safetensors_file(path)
+    with Path(path).open("rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        return _parse_header(Path(path), handle.read(length)).get("__metadata__", {})
+
+
 def _parse_header(path: Path, raw: bytes) -> dict:
     def no_duplicates(pairs):
         keys = [key for key, _ in pairs]

@@ -15,9 +15,10 @@ from edgefer.limits import check_options
 def bench(
     models: Annotated[str | None, typer.Option(help="Models, comma-separated: family names (p12-s), aliases "
                                                     "(microexpnet, teacher), bundled names (microexpnet-ck), or "
-                                                    "model files (x.fp32.onnx, x.fp32.xml, x.engine) timed as they "
-                                                    "are. Default: the paper's five (inception-v3, p12-m, p12-s, "
-                                                    "p12-xs, microexpnet).", show_default=False)] = None,
+                                                    "model files (x.fp32.onnx, x.fp32.xml, x.engine, "
+                                                    "run/model.safetensors) timed as they are. Default: the "
+                                                    "paper's five (inception-v3, p12-m, p12-s, p12-xs, "
+                                                    "microexpnet).", show_default=False)] = None,
     backends: Annotated[str, typer.Option(help="'all', or comma-separated: torch, torch-cuda, torch-cuda-graph, "
                                                "onnxruntime, onnxruntime-cuda, onnxruntime-trt, openvino, "
                                                "openvino-gpu, tensorrt.")] = "all",

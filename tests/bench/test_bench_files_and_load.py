@@ -94,3 +94,44 @@ def test_report_merges_one_machine_and_one_network(files_run, tmp_path):
     assert "median" in render_markdown(report.distribution) and "p99 ms" in report.distribution.headers
     written = write_report(report, tmp_path / "report")
     assert {p.name for p in written} >= {"latency.png", "report.md", "sizes.csv", "latency.csv", "records.csv"}
+
+
+@pytest.fixture(scope="module")
+def name_only_weights(tmp_path_factory):
+    """The bundled MicroExpNet weights with only the network's name in the header, no spec."""
+    from safetensors.numpy import load_file, save_file
+
+    from edgefer.zoo import PRETRAINED
+
+    path = tmp_path_factory.mktemp("weights") / "bare.safetensors"
+    save_file(load_file(str(PRETRAINED["microexpnet-ck"].safetensors)), str(path),
+              metadata={"edgefer.model": "p12-xxs"})
+    return path
+
+
+def test_a_weights_file_says_its_spec(name_only_weights):
+    from edgefer.artifact import artifact_format, read_spec
+    from edgefer.zoo import PRETRAINED
+
+    bundled = PRETRAINED["microexpnet-ck"].safetensors
+    assert artifact_format(bundled) == "safetensors"
+    assert read_spec(bundled).model == "microexpnet-ck" and read_spec(bundled).source.startswith("authors'")
+    bare = read_spec(name_only_weights)
+    assert bare == ModelSpec(model="p12-xxs", edgefer_version=bare.edgefer_version)
+
+
+@pytest.mark.slow
+def test_bench_times_a_weights_file_on_the_torch_backend(edgefer, name_only_weights, tmp_path):
+    from edgefer.zoo import PRETRAINED
+
+    out = tmp_path / "weights.json"
+    files = [PRETRAINED["microexpnet-ck"].safetensors, name_only_weights]
+    result = edgefer("bench", "--models", ",".join(map(str, files)), "--backends", "torch,onnxruntime",
+                     "--batch", "1", "--min-duration", "0.05", "--min-iters", "100", "--json", out, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = {(r.model, r.backend): r for r in read_result(out).records}
+    assert set(records) == {("microexpnet-ck.safetensors", "torch"), ("bare.safetensors", "torch")}
+    bundled = records["microexpnet-ck.safetensors", "torch"]
+    assert bundled.status == "ok" and bundled.params == 65_000 and bundled.parity.max_abs_diff == 0.0
+    bare = records["bare.safetensors", "torch"]  # its spec names no source: timed, parity n/a
+    assert bare.status == "ok" and bare.parity is None and bare.extra["parity"].startswith("n/a")

@@ -8,12 +8,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgefer.artifact import SAFETENSORS_MODEL_KEY
 from edgefer.errors import ModelError
 from edgefer.fileio import atomic_path
 from edgefer.runtime.base import check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
 
-MODEL_KEY = "edgefer.model"
+MODEL_KEY = SAFETENSORS_MODEL_KEY
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, name: str, spec: ModelSpec) -> Path:
