@@ -20,6 +20,9 @@ from edgefer.spec import METADATA_KEY, ModelSpec
 FORMATS_BY_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
                      ".safetensors": "safetensors"}
 
+#: The largest TensorRT sidecar read (a spec of at most 64 KiB and a few build facts).
+MAX_SIDECAR_BYTES = 1024 * 1024
+
 #: The safetensors header key naming the network (edgefer.train.models.weights writes it).
 SAFETENSORS_MODEL_KEY = "edgefer.model"
 
@@ -93,5 +96,8 @@ def _sidecar_spec(path: Path) -> str | None:
     sidecar = path.with_name(path.name + ".json")
     if not sidecar.is_file():
         raise ModelError(f"{path}: its sidecar {sidecar.name} is missing (edgefer convert writes it beside the plan)")
+    if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
+        raise ModelError(f"{sidecar}: {sidecar.stat().st_size} bytes, over the {MAX_SIDECAR_BYTES}-byte limit of a "
+                         "sidecar")
     spec = json.loads(sidecar.read_text(encoding="utf-8")).get("spec")
     return json.dumps(spec) if spec else None

@@ -137,6 +137,21 @@ def csv_cell(value: object) -> object:
     return value
 
 
+def check_output_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` if a file can be written there (missing folders are made when it is written): InputError
+    naming ``what`` (e.g. "--json") when it is a folder or lies under a file, before any work is done."""
+    from edgefer.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path}: is a folder; expected a file name")
+    try:
+        check_output_folder(path.parent)
+    except InputError as err:
+        raise InputError(f"{what} {path}: {err}") from None
+    return path
+
+
 def check_output_folder(path: str | os.PathLike) -> Path:
     """``path`` if it is, or can become, a folder: refused (InputError) when it is a file, or lies under one
     (``--out file/sub``), before any work is done. The nearest part of the path that exists decides."""

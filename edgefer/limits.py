@@ -83,6 +83,7 @@ OPTION_BOUNDS: dict[str, tuple[str, float, float]] = {
     "checkpoint_minutes": ("float", 0.0, 10_080.0), "duration": ("float", 0.0, 86_400.0),
     "max_seconds": ("float", 0.0, 86_400.0), "timeout": ("float", 1.0, 86_400.0),
     "threads": ("threads", 1, 0), "threads_per_run": ("int", 1, 1024),  # a Ray node may have more cores
+    "camera": ("int", 0, 2**31 - 1), "detect_every": ("int", 1, 1_000_000),  # OpenCV's index is a C int
 }
 
 

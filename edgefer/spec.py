@@ -140,6 +140,9 @@ class ModelSpec:
                 _check_text(item.name, value, allow_empty=item.name not in ("input_name", "output_name",
                                                                             "preprocessing", "layout"))
         _check_labels(self.labels)
+        if self.precision not in PRECISIONS:
+            raise ModelError(f"model spec field 'precision' must be one of {', '.join(PRECISIONS)}, "
+                             f"got {_short(self.precision)}")
         if not _is_int(self.input_size) or not 8 <= self.input_size <= MAX_INPUT_SIZE:
             raise ModelError(f"model spec field 'input_size' must be a whole number 8..{MAX_INPUT_SIZE}, "
                              f"got {self.input_size!r}")
@@ -173,9 +176,11 @@ def _check_labels(labels: object) -> None:
 
 
 def _check_text(name: str, value: object, allow_empty: bool = True) -> None:
-    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS or (not allow_empty and not value):
+    """A string of printable characters (no control characters: specs reach terminals, JSON and tables)."""
+    if (not isinstance(value, str) or len(value) > MAX_TEXT_CHARS or (not allow_empty and not value)
+            or not value.isprintable()):
         raise ModelError(f"model spec field '{name}' must be {'a' if allow_empty else 'a non-empty'} string of "
-                         f"at most {MAX_TEXT_CHARS} characters, got {_short(value)}")
+                         f"at most {MAX_TEXT_CHARS} printable characters, got {_short(value)}")
 
 
 def _is_int(value: object) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefer.errors import ModelError
+from edgefer.errors import InputError, ModelError
 
 MODELS_DIR = Path(__file__).parent / "models"
 
@@ -44,7 +45,9 @@ def pretrained(name: str) -> Pretrained:
 
 
 def resolve_artifact(model: str | Path) -> Path:
-    """A bundled name -> its ONNX file; anything else is taken as a path."""
+    """A bundled name -> its ONNX file; anything else is taken as a path (InputError if it is not one)."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise InputError(f"model must be a bundled name or a model file path, got {type(model).__name__}")
     if isinstance(model, str) and model in PRETRAINED:
         return PRETRAINED[model].onnx
     path = Path(model)

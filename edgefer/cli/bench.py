@@ -9,6 +9,7 @@ import typer
 
 from edgefer.cli.common import ProgressBars, fail, ints, names, warn
 from edgefer.errors import InputError
+from edgefer.fileio import check_output_file
 from edgefer.limits import check_options
 
 
@@ -90,6 +91,8 @@ def bench(
         work=work, data=data, machine_name=machine, allow_fallback=allow_fallback, frames=frame_sizes,
         detectors=names(detectors.lower(), "--detectors"), mode=mode.lower(), in_flight=in_flight)
     resolve_models(request.models)  # an unknown name fails here, before the progress bar
+    if json_path is not None:
+        check_output_file(json_path, "--json")
     check_backend_names(backends)
     with ProgressBars() as bars:
         result = run_bench(request, bars.bar("detecting backends"))

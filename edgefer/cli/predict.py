@@ -9,6 +9,7 @@ import typer
 
 from edgefer.cli.common import EXIT_BAD_INPUT, error
 from edgefer.errors import InputError, ModelError
+from edgefer.limits import check_options
 from edgefer.nativelog import native_stderr_silenced
 from edgefer.textsafe import json_text, printable
 
@@ -60,6 +61,7 @@ def predict(
     from edgefer.inputs import expand_inputs, split_videos
     from edgefer.runtime import Recognizer
 
+    check_options({"camera": camera, "detect_every": detect_every})
     if crop and no_detect:
         raise InputError("--crop and --no-detect exclude each other: --crop takes ready crops, "
                          "--no-detect whole images as face boxes")

@@ -69,6 +69,8 @@ def open_backend(path: str | os.PathLike, backend: str | None = None, *, threads
     (e.g. ONNX Runtime's ``allow_fallback``). ``precision`` asks for a compute precision (fp32, fp16, bf16,
     int8): BackendUnavailable when the backend or hardware cannot run the artifact in it; an emulated run
     is allowed only as what it is (ONNX Runtime's "int8-emulated")."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"model file must be a path, got {type(path).__name__}")
     path = Path(path)
     check_threads(threads)
     name = backend or backend_for(path)

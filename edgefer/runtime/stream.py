@@ -9,6 +9,7 @@ a matched box keeps its track's id, an unmatched one gets a new id, and a track 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class FaceStream:
         self.color = color
         self.tracker = Tracker(patience)
         self.frames_done = 0
-        self._frames: Iterator | None = iter(frames) if frames is not None else None
+        self._frames: Iterator | None = iter(_check_frames(frames)) if frames is not None else None
         self._index = 0
         self._last_detection: int | None = None
         self._start: float | None = None
@@ -159,3 +160,16 @@ class FaceStream:
         self.frames_done += 1
         seconds = index / self.fps if self.fps else now - self._start
         return FrameFaces(index, seconds, faces, due)
+
+
+def _check_frames(frames: object) -> Iterable:
+    """``frames`` if it is a sequence, iterator or (N, H, W, C) array of frames; InputError for one frame, a
+    path or a non-iterable."""
+    if isinstance(frames, (str, bytes, os.PathLike)):
+        raise InputError(f"frames must be an iterable of frames, got one path or bytes ({type(frames).__name__}); "
+                         "edgefer.video.open_video(path) gives a video's frames")
+    if (isinstance(frames, np.ndarray) and frames.ndim != 4) or not isinstance(frames, Iterable):
+        got = f"an array shaped {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise InputError(f"frames must be an iterable of frames (arrays, paths or encoded bytes) or one array "
+                         f"of frames (N, H, W, C), got {got}; predict() takes one frame")
+    return frames

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefer.artifact import MAX_SIDECAR_BYTES
 from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.runtime.pool import WorkerPool
@@ -59,6 +60,9 @@ def read_sidecar(engine: str | os.PathLike) -> dict:
     path = sidecar_path(engine)
     if not path.is_file():
         raise ModelError(f"{engine}: no sidecar {path.name} beside it (it holds the engine's metadata); {REBUILD}")
+    if path.stat().st_size > MAX_SIDECAR_BYTES:
+        raise ModelError(f"{path}: sidecar of {path.stat().st_size} bytes, over the {MAX_SIDECAR_BYTES}-byte "
+                         f"limit; {REBUILD}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:

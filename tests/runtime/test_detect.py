@@ -148,3 +148,19 @@ def test_unknown_detectors_are_refused():
         make_detector("yolo")
     with pytest.raises(InputError, match="no detect"):
         make_detector(object())
+
+
+def test_threads_bound_opencv_and_the_detectors_too():
+    """Recognizer(threads=N) caps OpenCV's process-wide pool (the Haar cascades and crops run there) and
+    BlazeFace's ONNX Runtime session."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        Recognizer("microexpnet-ck", threads=1, detector="haar")
+        assert cv2.getNumThreads() == 1
+        blaze = Recognizer("microexpnet-ck", threads=2, detector="blazeface").detector
+        assert cv2.getNumThreads() == 2
+        assert blaze._session.get_session_options().intra_op_num_threads == 2
+    finally:
+        cv2.setNumThreads(before)
