@@ -31,6 +31,14 @@ class WorkerOutcome:
     failure: str = ""  # why the worker did not finish cleanly; "" when it did
 
 
+def worker_env() -> dict[str, str]:
+    """The worker's environment: this one with TF32 off for every CUDA library it loads
+    (``NVIDIA_TF32_OVERRIDE=0``, read once per process). ONNX Runtime's TensorRT provider has no TF32
+    switch of its own, so its fp32 cells would otherwise run TF32 convolutions on Ampere and later GPUs;
+    PyTorch's and ONNX Runtime CUDA's own switches are set per cell as well, and fp16/int8 are unaffected."""
+    return {**os.environ, "NVIDIA_TF32_OVERRIDE": "0"}
+
+
 def run_worker(job: BuildJob | TimeJob, job_path: Path, timeout: float,
                on_item: Callable[[dict], None] = lambda _: None) -> WorkerOutcome:
     """Start ``python -m edgefer.bench.worker`` on ``job`` and collect its JSON lines until it ends."""
@@ -41,7 +49,7 @@ def run_worker(job: BuildJob | TimeJob, job_path: Path, timeout: float,
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "edgefer.bench.worker", str(job_path)],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=os.name == "posix")
+                                   start_new_session=os.name == "posix", env=worker_env())
         reader = _LineReader(out)
         deadline = time.monotonic() + timeout
         while True:

@@ -1,6 +1,8 @@
 """ONNX -> TensorRT plan with the TensorRT Python API, plus the JSON sidecar the runtime checks.
 
-Explicit batch (the only mode since TensorRT 10) with one optimisation profile over the batch range.
+Explicit batch (the only mode since TensorRT 10) with one optimisation profile over the batch range (or
+one per benched batch), repeated ``contexts`` times: TensorRT gives each execution context in concurrent use
+of a dynamic-shape engine its own profile, so N copies let N calls run at once.
 Networks are strongly typed (TensorRT 10's ``STRONGLY_TYPED``; always on in TensorRT 11, where the
 precision builder flags are gone): the ONNX's own types decide the precision. fp16 builds from an
 FP16 ONNX (made here from an FP32 one when needed), int8 from a Q/DQ ONNX (explicit quantisation:
@@ -27,6 +29,7 @@ from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.fileio import atomic_path, atomic_write_bytes, atomic_write_text, file_sha256
 from edgefer.runtime.base import check_model_file
 from edgefer.runtime.tensorrt_backend import (
+    MAX_WORKERS,
     SIDECAR_FORMAT,
     device_index,
     gpu_identity,
@@ -54,15 +57,17 @@ def tensorrt_available() -> str | None:
 
 def build_engine(onnx_path: Path, out_engine: Path, spec: ModelSpec, precision: str = "fp32",
                  batch: tuple[int, int, int] = (1, 1, 256), timing_cache: Path | None = None,
-                 workspace_mb: int = 1024, device: str = "cuda:0", opt_batches: tuple[int, ...] = ()) -> Path:
+                 workspace_mb: int = 1024, device: str = "cuda:0", opt_batches: tuple[int, ...] = (),
+                 contexts: int = 1) -> Path:
     """Build ``out_engine`` from ``onnx_path`` for batches ``(min, opt, max)`` on ``device`` and write its
     sidecar (which records that device's GPU). ``opt_batches``: one optimisation profile per batch size,
     each tuned for it over the same min..max (TensorRT picks kernels for a profile's opt; the runtime
-    runs each call on the profile nearest its batch), instead of the one profile ``batch``."""
+    runs each call on the profile nearest its batch), instead of the one profile ``batch``. ``contexts``:
+    copies of each profile, the calls that may run at once on it."""
     onnx_path, out_engine = Path(onnx_path), Path(out_engine)
-    _check_request(precision, batch, workspace_mb)
+    _check_request(precision, batch, workspace_mb, contexts)
     batch = tuple(batch)
-    profiles = profile_shapes(batch, opt_batches)
+    profiles = profile_shapes(batch, opt_batches, contexts)
     check_model_file(onnx_path, "an ONNX model (.onnx)")
     index = device_index(device)
     trt, cuda = load_tensorrt()
@@ -112,12 +117,14 @@ def _has_fp16(onnx_path: Path) -> bool:
         for node in model.graph.node)
 
 
-def profile_shapes(batch: tuple[int, int, int], opt_batches: tuple[int, ...] = ()) -> list[tuple[int, int, int]]:
+def profile_shapes(batch: tuple[int, int, int], opt_batches: tuple[int, ...] = (),
+                   contexts: int = 1) -> list[tuple[int, int, int]]:
     """The (min, opt, max) batch of each optimisation profile: ``batch`` alone, or one per ``opt_batches``
-    size (clipped into min..max, duplicates dropped, ascending)."""
+    size (clipped into min..max, duplicates dropped, ascending); each ``contexts`` times in a row."""
     low, _, high = batch
     opts = sorted({min(max(int(b), low), high) for b in opt_batches})
-    return [(low, opt, high) for opt in opts] or [tuple(batch)]
+    shapes = [(low, opt, high) for opt in opts] or [tuple(batch)]
+    return [shape for shape in shapes for _ in range(contexts)]
 
 
 def sidecar_record(spec: ModelSpec, identity: Mapping[str, str], batch: tuple[int, int, int],
@@ -140,13 +147,15 @@ def sidecar_record(spec: ModelSpec, identity: Mapping[str, str], batch: tuple[in
     }
 
 
-def _check_request(precision: str, batch: tuple[int, int, int], workspace_mb: int) -> None:
+def _check_request(precision: str, batch: tuple[int, int, int], workspace_mb: int, contexts: int = 1) -> None:
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if len(batch) != 3 or not all(isinstance(b, int) for b in batch) or not 1 <= batch[0] <= batch[1] <= batch[2]:
         raise InputError(f"batch range {batch} must be (min, opt, max) with 1 <= min <= opt <= max")
     if workspace_mb < 1:
         raise InputError(f"workspace of {workspace_mb} MiB is too small")
+    if isinstance(contexts, bool) or not isinstance(contexts, int) or not 1 <= contexts <= MAX_WORKERS:
+        raise InputError(f"contexts {contexts!r}: expected 1..{MAX_WORKERS} calls at once per profile")
 
 
 def _build(trt, onnx_path: Path, spec: ModelSpec, profiles: list[tuple[int, int, int]],

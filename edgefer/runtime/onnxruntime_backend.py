@@ -56,9 +56,13 @@ def device_of(active: list[str]) -> str:
 
 
 def runtime_precision(spec_precision: str, device: str, emulated_on_cpu: bool) -> str:
-    """int8 Q/DQ runs as float on the CUDA provider (no int8 kernels there for these ops): say so."""
+    """int8 Q/DQ runs as float on the CUDA provider (no int8 kernels there for these ops): say so. fp32 on
+    the TensorRT provider is TF32 on Ampere and later unless ``NVIDIA_TF32_OVERRIDE=0`` was set before the
+    process loaded CUDA (that provider has no TF32 option; onnxruntime#26029): labelled "tf32" then."""
     if spec_precision == "int8" and (emulated_on_cpu or device == "cuda"):
         return "int8-emulated"
+    if spec_precision == "fp32" and device == "tensorrt" and os.environ.get("NVIDIA_TF32_OVERRIDE") != "0":
+        return "tf32"
     return spec_precision
 
 

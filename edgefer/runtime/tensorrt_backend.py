@@ -194,16 +194,18 @@ class _Io:
 
 
 class _Worker:
-    """What one concurrent call owns: an execution context, a stream, events and max-batch buffers."""
+    """What one concurrent call owns: an execution context on its own optimisation profile, a stream, events
+    and max-batch buffers."""
 
     def __init__(self, engine, io: _Io, cuda, profile: int = 0):
+        self.profile = profile
         self.context = engine.create_execution_context()
         if self.context is None:
             raise EdgeferError("TensorRT could not create an execution context (out of GPU memory?)")
         self.stream = cuda.Stream()
-        if profile:  # a new context starts on profile 0
-            self.context.set_optimization_profile_async(profile, self.stream.handle)
-            self.stream.synchronize()
+        # Only the engine's first context takes profile 0 implicitly; every other one must be given its own.
+        self.context.set_optimization_profile_async(profile, self.stream.handle)
+        self.stream.synchronize()
         self.events = [cuda.Event() for _ in range(4)]
         self.host_in = cuda.pagelocked_empty((io.batch[2], *io.sample_shape), io.input_dtype)
         self.host_out = cuda.pagelocked_empty((io.batch[2], io.classes), io.output_dtype)
@@ -223,7 +225,11 @@ class _Worker:
 
 class TensorRtBackend(Backend):
     """A TensorRT plan on one CUDA device; ``threads`` is recorded but unused on the GPU; ``workers``
-    bounds the concurrent calls (each has its own context, stream and buffers; more callers wait)."""
+    bounds the concurrent calls (each has its own context, stream and buffers; more callers wait).
+
+    TensorRT lets each execution context in concurrent use of a dynamic-shape engine hold its own
+    optimisation profile: calls that pick the same profile run one at a time unless the engine repeats
+    that profile (``edgefer convert --to tensorrt --contexts N`` builds N of each), one context per copy."""
 
     name = "tensorrt"
 
@@ -241,7 +247,9 @@ class TensorRtBackend(Backend):
         self.path = path
         self._cuda = cuda
         self._logger = trt_logger(trt)
-        self._pools: list[WorkerPool[_Worker]] = []
+        self._pools: dict[tuple[int, int, int], WorkerPool[_Worker]] = {}
+        self._free_profiles: dict[tuple[int, int, int], list[int]] = {}
+        self._profile_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._closed = False
         self._runtime = self._engine = None
@@ -253,9 +261,13 @@ class TensorRtBackend(Backend):
                 if self._engine is None:
                     raise ModelError(f"{path}: TensorRT could not load the plan ({self._logger.last_error()})")
                 self._io = _inspect(trt, self._engine, spec, path)
-                self._pools = [WorkerPool(functools.partial(self._new_worker, k), workers, f"{path}: TensorRT")
-                               for k in range(len(self._io.profiles))]
-                self._pools[0].add(self._new_worker(0))  # fail here, not on the first frame
+                groups = profile_groups(self._io.profiles)
+                self._free_profiles = {shape: indexes[::-1] for shape, indexes in groups.items()}
+                self._pools = {shape: WorkerPool(functools.partial(self._new_worker, shape),
+                                                 min(workers, len(indexes)), f"{path}: TensorRT")
+                               for shape, indexes in groups.items()}
+                first = self._io.profiles[0]
+                self._pools[first].add(self._new_worker(first))  # fail here, not on the first frame
         except BaseException:
             self.close()
             raise
@@ -281,7 +293,7 @@ class TensorRtBackend(Backend):
             if self._closed:
                 return
             self._closed = True
-        handed = [pool.close() or [] for pool in self._pools]  # each waits for its calls in flight
+        handed = [pool.close() or [] for pool in self._pools.values()]  # each waits for its calls in flight
         with self._pushed():
             for workers in handed:
                 for worker in workers:
@@ -291,7 +303,8 @@ class TensorRtBackend(Backend):
     def describe(self) -> dict[str, object]:
         lo, opt, hi = self._io.batch
         return {**super().describe(), **self.identity, "batch": {"min": lo, "opt": opt, "max": hi},
-                "profiles_opt": [p[1] for p in self._io.profiles]}
+                "profiles_opt": [p[1] for p in self._io.profiles],
+                "contexts_per_profile": {shape[1]: pool.limit for shape, pool in self._pools.items()}}
 
     @contextlib.contextmanager
     def _pushed(self) -> Iterator[None]:
@@ -301,14 +314,25 @@ class TensorRtBackend(Backend):
         finally:
             self._cuda_context.pop()
 
-    def _new_worker(self, profile: int) -> _Worker:
-        """Called with the context pushed (at load, or by the pool inside a pushed call)."""
-        return _Worker(self._engine, self._io, self._cuda, profile)
+    def _new_worker(self, shape: tuple[int, int, int]) -> _Worker:
+        """A worker on a free copy of the profile ``shape``; called with the context pushed (at load, or by
+        the pool inside a pushed call; the pool's limit is the number of copies, so one is free)."""
+        with self._profile_lock:
+            profile = self._free_profiles[shape].pop()
+        try:
+            return _Worker(self._engine, self._io, self._cuda, profile)
+        except BaseException:
+            self._release_profile(shape, profile)
+            raise
+
+    def _release_profile(self, shape: tuple[int, int, int], profile: int) -> None:
+        with self._profile_lock:
+            self._free_profiles[shape].append(profile)
 
     def _infer(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         self.check_open()
         self._check(pixels)
-        pool = self._pools[pick_profile(self._io.profiles, len(pixels))]
+        pool = self._pools[self._io.profiles[pick_profile(self._io.profiles, len(pixels))]]
         with self._pushed():
             worker = pool.borrow()  # PoolClosed (a BackendClosed) once close() has begun
             try:
@@ -326,6 +350,7 @@ class TensorRtBackend(Backend):
         except self._cuda.Error as err:
             LOG.warning("%s: dropping a TensorRT worker whose stream failed (%s)", self.path, one_line(err))
             pool.discard(worker).free()
+            self._release_profile(self._io.profiles[worker.profile], worker.profile)
             return
         pool.give_back(worker)
 
@@ -367,6 +392,15 @@ def pick_profile(profiles: tuple[tuple[int, int, int], ...], batch: int) -> int:
     if not fits:
         return 0
     return min(fits, key=lambda k: (max(profiles[k][1], batch) / min(profiles[k][1], batch), profiles[k][1]))
+
+
+def profile_groups(profiles: tuple[tuple[int, int, int], ...]) -> dict[tuple[int, int, int], list[int]]:
+    """Profile indexes by their (min, opt, max), in order: the copies of one profile that as many
+    contexts may hold at once."""
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for index, shape in enumerate(profiles):
+        groups.setdefault(tuple(shape), []).append(index)
+    return groups
 
 
 def check_batch(profile: tuple[int, int, int], batch: int, path: str | os.PathLike = "engine") -> None:

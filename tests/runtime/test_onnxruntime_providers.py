@@ -60,3 +60,25 @@ def test_cuda_without_the_provider_is_unavailable_or_a_labelled_fallback():
         OnnxRuntimeBackend(path, device="cuda")
     backend = OnnxRuntimeBackend(path, device="tensorrt", allow_fallback=True, threads=1)
     assert backend.device == "cpu" and "TensorrtExecutionProvider" in backend.fallback
+
+
+def test_fp32_on_the_tensorrt_provider_is_tf32_unless_the_override_is_off(monkeypatch):
+    """ONNX Runtime's TensorRT provider has no TF32 switch: only NVIDIA_TF32_OVERRIDE=0 makes fp32 fp32."""
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE", raising=False)
+    assert runtime_precision("fp32", "tensorrt", emulated_on_cpu=False) == "tf32"
+    assert runtime_precision("fp16", "tensorrt", emulated_on_cpu=False) == "fp16"
+    monkeypatch.setenv("NVIDIA_TF32_OVERRIDE", "0")
+    assert runtime_precision("fp32", "tensorrt", emulated_on_cpu=False) == "fp32"
+
+
+@pytest.mark.slow
+def test_bench_workers_run_with_tf32_off():
+    """Every bench worker process starts with NVIDIA_TF32_OVERRIDE=0, so its fp32 cells are fp32 on any GPU."""
+    import subprocess
+    import sys
+
+    from edgefer.bench.supervisor import worker_env
+
+    code = "import os; print(os.environ['NVIDIA_TF32_OVERRIDE'])"
+    seen = subprocess.run([sys.executable, "-c", code], env=worker_env(), capture_output=True, text=True)
+    assert seen.stdout.strip() == "0"

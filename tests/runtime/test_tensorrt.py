@@ -25,6 +25,7 @@ from edgefer.runtime.tensorrt_backend import (
     TensorRtBackend,
     check_compatible,
     pick_profile,
+    profile_groups,
     read_sidecar,
     sidecar_path,
 )
@@ -136,6 +137,15 @@ def test_one_profile_per_benched_batch_each_tuned_for_it():
     assert profile_shapes((1, 1, 256)) == [(1, 1, 256)]
     assert profile_shapes((1, 1, 256), (256, 1, 1, 512)) == [(1, 1, 256), (1, 256, 256)]
     assert profile_shapes((4, 8, 32), (1, 16)) == [(4, 4, 32), (4, 16, 32)]
+    assert profile_shapes((1, 1, 8), (1, 8), contexts=2) == [(1, 1, 8), (1, 1, 8), (1, 8, 8), (1, 8, 8)]
+
+
+def test_concurrent_calls_get_a_profile_copy_each():
+    """TensorRT: each context in concurrent use of a dynamic-shape engine holds its own profile; copies of a
+    profile are how many calls may run at once on it."""
+    profiles = tuple(profile_shapes((1, 1, 8), (1, 8), contexts=3))
+    assert profile_groups(profiles) == {(1, 1, 8): [0, 1, 2], (1, 8, 8): [3, 4, 5]}
+    assert profile_groups(((1, 1, 256),)) == {(1, 1, 256): [0]}  # one copy: calls on it wait their turn
 
 
 def test_each_call_runs_on_the_profile_tuned_nearest_its_batch():
