@@ -103,11 +103,11 @@ def _convert(job: BuildJob, precision: str, formats: list[str], folder: Path) ->
 
     start = time.perf_counter()
     request = ConvertRequest(job.model, tuple(formats), precision, folder, max_batch=job.max_batch,
-                             opt_batches=tuple(job.opt_batches))
+                             opt_batches=tuple(job.opt_batches), contexts=job.contexts)
     try:
         artifacts = convert(request, progress=lambda _: None)
     except Exception as err:  # noqa: BLE001 - every failure becomes a failed artifact with its reason
-        reason = f"convert failed: {type(err).__name__}: {one_line(err)}"
+        reason = f"convert failed: {one_line(err, typed=True)}"
         return [ArtifactInfo(fmt, precision, "", status="failed", reason=reason) for fmt in formats]
     seconds = time.perf_counter() - start
     return [ArtifactInfo(a.format, precision, str(a.path), a.size_bytes, a.status, one_line(a.reason), seconds)

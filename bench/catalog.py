@@ -14,8 +14,6 @@ from edgefer.errors import InputError
 from edgefer.runtime.loader import BACKENDS as RUNTIME_MODULES
 from edgefer.sysinfo import BackendInfo, SystemInfo
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-
 
 @dataclass(frozen=True)
 class BenchBackend:

@@ -20,7 +20,7 @@ import numpy as np
 from edgefer.bench.catalog import Availability, BenchBackend
 from edgefer.bench.harness import TimingPlan, measure
 from edgefer.bench.records import Record
-from edgefer.errors import InputError
+from edgefer.errors import InputError, one_line
 
 FRAME_MODEL = "microexpnet-ck"
 #: The runtimes a frame cell can run MicroExpNet on (CPU; the detector always runs on ONNX Runtime/OpenCV).
@@ -82,7 +82,7 @@ def bench_frames(cells: list[tuple], found: dict[str, Availability], plan: Timin
             try:
                 _measure(base, size, detector, backend, threads, plan)
             except Exception as err:  # noqa: BLE001 - a failed cell is a record, never a crash of the bench
-                base.status, base.reason = "failed", f"{type(err).__name__}: {err}"
+                base.status, base.reason = "failed", one_line(err, typed=True)
         records.append(base)
     return records
 

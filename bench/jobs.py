@@ -27,6 +27,7 @@ class BuildJob:
     out: str
     kind: str = "build"
     opt_batches: list[int] = field(default_factory=list)  # TensorRT: a profile tuned for each benched batch
+    contexts: int = 1  # TensorRT: copies of each profile, one per request in flight (throughput mode)
 
 
 @dataclass

@@ -6,16 +6,19 @@ ways to keep N requests in flight, both the runtimes' own:
 
 - :func:`threaded`: N threads, each calling the backend in a loop. ONNX Runtime runs concurrent
   ``run`` calls on one session; edgefer's TensorRT backend gives each concurrent caller its own
-  execution context and CUDA stream, so N threads are N streams in flight on the GPU.
+  execution context and CUDA stream, so N threads are N streams in flight on the GPU; the eager
+  torch-cuda runner gives each thread a call with its own CUDA stream and buffers.
 - :func:`openvino_async`: an ``AsyncInferQueue`` of N infer requests on a model compiled with the
   THROUGHPUT hint (OpenVINO picks the streams); the main thread submits as requests free up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,36 +37,42 @@ def _done(plan: TimingPlan, count: int, elapsed_ns: int) -> bool:
     return elapsed_ns >= plan.max_seconds * 1e9 or (elapsed_ns >= plan.min_seconds * 1e9 and count >= plan.min_iters)
 
 
-def threaded(call: Callable[[], object], in_flight: int, batch: int, plan: TimingPlan) -> LoadResult:
-    """``in_flight`` threads calling ``call`` until the plan's minimums are met (after a short warm-up)."""
-    _run_threads(call, in_flight, TimingPlan(min_iters=in_flight, min_seconds=min(plan.warmup_seconds, 1.0),
-                                             max_seconds=max(plan.warmup_seconds, 1.0)))
-    samples, wall_ns = _run_threads(call, in_flight, plan)
+def threaded(calls: Sequence[Callable[[], object]], batch: int, plan: TimingPlan,
+             context: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> LoadResult:
+    """One thread per call in ``calls`` (one per request in flight), each calling its own in a loop until the
+    plan's minimums are met (after a short warm-up). Each thread enters ``context()`` around its loop: state
+    a runtime keeps per thread (torch's inference mode) must be set in every thread."""
+    warm = TimingPlan(min_iters=len(calls), min_seconds=min(plan.warmup_seconds, 1.0),
+                      max_seconds=max(plan.warmup_seconds, 1.0))
+    _run_threads(calls, context, warm)
+    samples, wall_ns = _run_threads(calls, context, plan)
     return _result(samples, wall_ns, batch, plan)
 
 
-def _run_threads(call: Callable[[], object], in_flight: int, plan: TimingPlan) -> tuple[list[int], int]:
+def _run_threads(calls: Sequence[Callable[[], object]], context: Callable[[], AbstractContextManager],
+                 plan: TimingPlan) -> tuple[list[int], int]:
     samples: list[int] = []
     stop = threading.Event()
     errors: list[BaseException] = []
     clock = time.perf_counter_ns
     start = clock()
 
-    def worker() -> None:
+    def worker(call: Callable[[], object]) -> None:
         append = samples.append  # list.append is atomic under the GIL
         try:
-            while not stop.is_set():
-                before = clock()
-                call()
-                after = clock()
-                append(after - before)
-                if _done(plan, len(samples), after - start):
-                    stop.set()
+            with context():
+                while not stop.is_set():
+                    before = clock()
+                    call()
+                    after = clock()
+                    append(after - before)
+                    if _done(plan, len(samples), after - start):
+                        stop.set()
         except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(err)
             stop.set()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(in_flight)]
+    threads = [threading.Thread(target=worker, args=(call,), daemon=True) for call in calls]
     for thread in threads:
         thread.start()
     for thread in threads:

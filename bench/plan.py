@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from edgefer.bench.catalog import PRECISIONS, BenchBackend
+from edgefer.bench.catalog import BenchBackend
 from edgefer.bench.harness import MIN_SAMPLES, TimingPlan
 from edgefer.bench.paper import network, paper_order, paper_row
 from edgefer.bench.records import Record
 from edgefer.errors import InputError, ModelError
 from edgefer.limits import check_batch, check_number, check_threads
+from edgefer.spec import PRECISIONS
 
 DEFAULT_MODELS = ("inception-v3", "p12-m", "p12-s", "p12-xs", "microexpnet")
 #: Batch 1 is the paper's per-image latency; 256 measures throughput (not for heavy models by default).

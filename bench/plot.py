@@ -2,10 +2,12 @@
 
 - latency.png: per-image latency at batch 1 against parameter count, log-log. Colour = backend (the
   paper's three machines each in a colour of their own, dashed), marker = machine; each model is named
-  on the top axis at its parameter count. Lines join the students only: nothing is drawn across the
-  empty range between the 0.9M-parameter student and the 21.8M-parameter teacher.
+  on the top axis at its parameter count (models of one count share a tick, one name per line). Lines
+  join the students only: nothing is drawn across the empty range between the 0.9M-parameter student
+  and the 21.8M-parameter teacher.
 - throughput.png: images/s of every cell at batch > 1 (and throughput mode), one panel per model,
-  one labelled bar per machine x backend x precision x threads x batch.
+  one labelled bar per machine x backend x precision x threads x batch (x requests in flight). A latency-mode
+  bar is batch x 1000 / mean ms per call; a throughput-mode bar is completed images / wall time.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ GAP_PARAMS = 5_000_000
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 PAPER_COLOURS = {"i7-7700HQ": "#7f3b08", "GTX1050": "#542788", "Tesla K40": "#1b7837"}
 PAPER_STYLES = {"i7-7700HQ": "--", "GTX1050": ":", "Tesla K40": "-."}
+#: What a bar of throughput.png measures, per mode (see Record.throughput_ips); higher is better.
+THROUGHPUT_AXIS = ("images per second, higher is better: one call at a time, batch × 1000 ÷ mean ms per call;\n"
+                   "'N in flight' (throughput mode), images completed by the N requests ÷ wall time")
 
 
 def _pyplot():
@@ -106,20 +111,30 @@ def _name_models(axes, records: list[tuple[str, Record]]) -> None:
     """The model names on a top axis, at their parameter counts (the paper's rows and ours)."""
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
 
-    from edgefer.train.models.registry import list_models
-
-    params = {e.name: e.params for e in list_models()}
-    named = {params[row.model]: row.model for row in PAPER_ROWS}
-    named.update({r.params: network(r.model) for _, r in records})
+    names = model_names(records)
     top = axes.secondary_xaxis("top")
-    top.xaxis.set_major_locator(FixedLocator(sorted(named)))
-    top.xaxis.set_major_formatter(FixedFormatter([plot_label(named[p]) for p in sorted(named)]))
+    top.xaxis.set_major_locator(FixedLocator(list(names)))
+    top.xaxis.set_major_formatter(FixedFormatter(list(names.values())))
     top.xaxis.set_minor_locator(NullLocator())
     top.xaxis.set_minor_formatter(NullFormatter())
     top.tick_params(axis="x", labelsize=8, labelrotation=30)
     top.set_xlabel("model", fontsize=8)
-    for x in named:
+    for x in names:
         axes.axvline(x, color="gray", alpha=0.15, linewidth=0.8)
+
+
+def model_names(records: list[tuple[str, Record]]) -> dict[int, str]:
+    """The top axis' label at each parameter count, in increasing order: every model (the paper's rows and
+    ours) with that count, one per line, so that two models of one size are both named (plot-safe text)."""
+    from edgefer.train.models.registry import list_models
+
+    params = {e.name: e.params for e in list_models()}
+    named: dict[int, list[str]] = {}
+    for count, name in [(params[row.model], row.model) for row in PAPER_ROWS] + [(r.params, network(r.model))
+                                                                                  for _, r in records]:
+        if name not in named.setdefault(count, []):
+            named[count].append(name)
+    return {count: "\n".join(plot_label(name) for name in named[count]) for count in sorted(named)}
 
 
 def plot_throughput(results: Sequence[BenchResult], path: Path) -> Path:
@@ -149,8 +164,8 @@ def plot_throughput(results: Sequence[BenchResult], path: Path) -> Path:
         axes.set_xlim(0, max(values) * 1.18)
         axes.tick_params(axis="y", labelsize=8)
         axes.grid(True, axis="x", alpha=0.3)
-    panels[-1, 0].set_xlabel("images per second (batch × 1000 ÷ mean ms per call; higher is better)")
-    figure.suptitle("Throughput at batch > 1 (T = threads, b = batch)", fontsize=10)
+    panels[-1, 0].set_xlabel(THROUGHPUT_AXIS)
+    figure.suptitle("Throughput at batch > 1 and under load (T = threads, b = batch)", fontsize=10)
     return _save(plt, figure, path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from edgefer.bench.harness import Timing
 from edgefer.bench.machine import Machine
 from edgefer.bench.result_check import LatencyFields, RunFields, check_fields, check_value, load_result_json
-from edgefer.errors import InputError
+from edgefer.errors import InputError, one_line
 from edgefer.fileio import atomic_write_text
 
 SCHEMA = 1
@@ -185,5 +185,5 @@ def read_result(path: str | os.PathLike) -> BenchResult:
         machine = Machine.from_dict(data["machine"])
         records = [Record.from_dict(r) for r in data["records"]]
     except (KeyError, TypeError) as err:
-        raise InputError(f"{path}: broken bench result ({type(err).__name__}: {err})") from None
+        raise InputError(f"{path}: broken bench result ({one_line(err, typed=True)})") from None
     return BenchResult(machine, records, data.get("options", {}), data.get("wall_seconds", 0.0), str(path))

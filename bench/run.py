@@ -30,6 +30,7 @@ from edgefer.bench.plan import (
     with_artifact,
 )
 from edgefer.bench.records import BenchResult, Record
+from edgefer.bench.runners import mode_refusal
 from edgefer.bench.supervisor import run_worker
 from edgefer.spec import FORMATS, PRECISIONS
 
@@ -123,7 +124,8 @@ def _bench_model(model: ModelInfo, context: _Context) -> list[Record]:
     records: list[Record] = []
     for backend in context.backends:
         cells = cells_for(context.request, model, backend)
-        early = [_not_runnable(c, context.availability[backend.name], artifacts, build_failure) for c in cells]
+        early = [_not_runnable(c, context.availability[backend.name], artifacts, build_failure, context.request.mode)
+                 for c in cells]
         context.progress.advance(sum(r is not None for r in early))
         ready = [with_artifact(c, artifacts.get(_artifact_key(c))) for c, r in zip(cells, early, strict=True)
                  if r is None]
@@ -138,11 +140,12 @@ def _artifact_key(cell: BenchCell) -> tuple[str, str]:
     return fmt, "fp32" if fmt == "safetensors" else cell.precision
 
 
-def _not_runnable(cell: BenchCell, found: Availability, artifacts: dict, build_failure: str) -> Record | None:
+def _not_runnable(cell: BenchCell, found: Availability, artifacts: dict, build_failure: str,
+                  mode: str = "latency") -> Record | None:
     """The record of a cell that cannot run, or None when it can."""
     if not found.available:
         return cell.record("unavailable", found.reason)
-    reason = unsupported_reason(cell.backend, cell.precision)
+    reason = unsupported_reason(cell.backend, cell.precision) or mode_refusal(cell.backend, mode)
     if reason:
         return cell.record("unsupported", reason)
     artifact = artifacts.get(_artifact_key(cell))
@@ -168,6 +171,14 @@ def _given(model: ModelInfo, runnable: list[BenchBackend], context: _Context):
     return artifacts, reference, failure
 
 
+def engine_contexts(request: BenchRequest) -> int:
+    """Copies of each TensorRT profile to build: one per request in flight (TensorRT lets each concurrent
+    context of a dynamic-shape engine hold its own profile), at most the backend's worker bound."""
+    from edgefer.runtime.tensorrt_backend import MAX_WORKERS
+
+    return min(request.requests_in_flight, MAX_WORKERS)
+
+
 def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context, reference_only: bool = False):
     """Artifacts by (format, precision), the reference crops file, and why the build failed ("" if not)."""
     if not runnable and not reference_only:
@@ -180,7 +191,7 @@ def _build(model: ModelInfo, runnable: list[BenchBackend], context: _Context, re
     folder = context.work / model.name
     job = BuildJob(model.name, formats, precisions if formats else [], torch_weights, str(folder),
                    request.max_batch, str(context.work / "jobs" / f"{model.name}.build.jsonl"),
-                   opt_batches=sorted(set(request.batches_for(model))))
+                   opt_batches=sorted(set(request.batches_for(model))), contexts=engine_contexts(request))
     (context.work / "jobs").mkdir(exist_ok=True)
     context.progress.doing(f"{model.name}: building {', '.join(formats) or 'reference'}")
     outcome = run_worker(job, context.work / "jobs" / f"{model.name}.build.json", request.build_timeout)

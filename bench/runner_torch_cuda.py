@@ -3,6 +3,7 @@
 Each call copies the pinned host batch to a static device buffer, runs the model (eagerly, or by
 replaying a graph captured once per batch shape) and copies the logits back, then waits for the
 stream: the latency an application sees. CUDA events around the three steps give the split.
+Throughput mode (eager only) gives each request in flight its own stream and buffers.
 fp32 runs IEEE fp32: PyTorch lets cuDNN convolutions use TF32 by default, which is not fp32.
 """
 
@@ -16,8 +17,8 @@ import numpy as np
 from edgefer.bench.catalog import BenchBackend
 from edgefer.bench.plan import ArtifactInfo
 from edgefer.bench.records import GpuSplit
-from edgefer.bench.runners import BenchRunner, median_split
-from edgefer.errors import BackendUnavailable
+from edgefer.bench.runners import GRAPH_IN_FLIGHT, BenchRunner, median_split
+from edgefer.errors import BackendUnavailable, InputError
 
 GRAPH_WARMUP = 3
 #: The dtype the model's weights and activations are cast to per precision (on the GPU, no autocast).
@@ -87,20 +88,34 @@ class TorchCudaRunner(BenchRunner):
         start = time.perf_counter()
         compute = self._capture(buffers) if self.graph_mode else None
         self.compile_seconds = time.perf_counter() - start if self.graph_mode else None
-        stream = self.stream
+        return self._request(buffers, self.stream, compute)
 
+    def _request(self, buffers: _Buffers, stream, graph) -> Callable[[], object]:
+        """One batch host -> GPU -> host on ``stream``: the forward (or ``graph``'s replay), then wait for it."""
         def call():
             with self.torch.cuda.stream(stream):
                 buffers.dev_in.copy_(buffers.host_in, non_blocking=True)
-                if compute is None:
+                if graph is None:
                     buffers.dev_out = self._forward(buffers.dev_in)
                 else:
-                    compute.replay()
+                    graph.replay()
                 buffers.host_out.copy_(buffers.dev_out, non_blocking=True)
             stream.synchronize()
             return buffers.host_out  # the logits this call copied back (pinned; valid until the next call)
 
         return call
+
+    def under_load(self, pixels: np.ndarray, in_flight: int, plan):
+        """Eager only: each request in flight has its own CUDA stream and buffers, is timed on its own and
+        waits for its own stream. A captured graph replays one set of buffers: refused (GRAPH_IN_FLIGHT)."""
+        from edgefer.bench.load import threaded
+
+        if self.graph_mode:
+            raise InputError(f"torch-cuda-graph: {GRAPH_IN_FLIGHT}")
+        torch = self.torch
+        calls = [self._request(_Buffers(torch, pixels, self.cuda, self.classes), torch.cuda.Stream(self.cuda), None)
+                 for _ in range(in_flight)]
+        return threaded(calls, len(pixels), plan, context=torch.inference_mode)  # inference mode is per thread
 
     def _capture(self, buffers: _Buffers):
         """Warm up on the side stream, then capture one forward into a CUDA graph (static buffers)."""

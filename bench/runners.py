@@ -16,6 +16,7 @@ import numpy as np
 from edgefer.bench.catalog import BenchBackend
 from edgefer.bench.plan import ArtifactInfo
 from edgefer.bench.records import GpuSplit
+from edgefer.errors import InputError
 
 
 class BenchRunner(abc.ABC):
@@ -50,10 +51,22 @@ class BenchRunner(abc.ABC):
         """Throughput mode: ``in_flight`` requests at once (default: that many threads calling ``bind``)."""
         from edgefer.bench.load import threaded
 
-        return threaded(self.bind(pixels), in_flight, len(pixels), plan)
+        return threaded([self.bind(pixels)] * in_flight, len(pixels), plan)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the runtime's resources."""
+
+
+#: Why the torch-cuda-graph backend refuses throughput mode: the reason its throughput cells carry.
+GRAPH_IN_FLIGHT = ("throughput mode is not offered: a captured CUDA graph replays one fixed set of buffers on one "
+                   "stream, so it cannot keep several requests in flight (torch-cuda, eager, can)")
+
+
+def mode_refusal(backend: BenchBackend, mode: str) -> str:
+    """Why ``backend`` cannot be timed in ``mode`` ("latency" or "throughput"), or "" when it can."""
+    if mode == "throughput" and backend.mode == "graph":
+        return GRAPH_IN_FLIGHT
+    return ""
 
 
 def median_split(samples: list[tuple[float, float, float]]) -> GpuSplit:
@@ -66,7 +79,11 @@ def prepare(backend: BenchBackend, model: str, precision: str, threads: int,
     """Load ``model`` (or its artifact) on ``backend``; raises BackendUnavailable or ModelError.
 
     ``allow_fallback`` lets an ONNX Runtime GPU backend run on CPU (labelled so) instead of refusing;
-    ``mode`` "throughput" compiles OpenVINO with its THROUGHPUT hint (streams)."""
+    ``mode`` "throughput" compiles OpenVINO with its THROUGHPUT hint (streams); a backend that cannot keep
+    several requests in flight raises InputError with :func:`mode_refusal`'s reason, before loading anything."""
+    refusal = mode_refusal(backend, mode)
+    if refusal:
+        raise InputError(f"{backend.name}: {refusal}")
     module = importlib.import_module(f"edgefer.bench.runner_{backend.runner}")
     if backend.runner == "artifact":
         return module.prepare(backend, model, precision, threads, artifact, allow_fallback=allow_fallback,

@@ -3,7 +3,7 @@
 - sizes: the deployable file of each format per model, beside the paper's checkpoint size;
 - latency: per-image median at batch 1, rows = networks, columns = machine x backend, beside the paper's;
 - speed-up: the paper's i7 figure divided by ours, labelled so;
-- throughput: images/s at every batch size above 1;
+- throughput: images/s at every batch size above 1 and in throughput mode (several requests in flight);
 - distribution: every measured cell's median, p90, p99 and mean per call (batch 256 included);
 - backends: one row per machine x backend with its cells counted by status, device, precision, reasons.
 
@@ -28,6 +28,10 @@ INVALID_MARK = "†"
 CELL_LEGEND = ("'-': not measured in these runs (that model, backend, precision or batch was not asked for); "
                "'n/a': the backend is not available on that machine; 'failed [k]': see note k; "
                f"{INVALID_MARK}: measured but INVALID (note says why)")
+#: How images/s is computed in each bench mode (Record.throughput_ips, edgefer.bench.load).
+IPS_LATENCY = "Latency-mode cells (one call at a time): batch × 1000 ÷ mean milliseconds per call"
+IPS_THROUGHPUT = ("Throughput-mode cells ('throughput', several requests in flight at once): images completed by "
+                  "all requests ÷ the wall time of the timed run")
 
 
 @dataclass(frozen=True)
@@ -312,9 +316,9 @@ def throughput_table(results: Iterable[BenchResult], title: str = "Throughput (i
     labels = _labels(columns, sheet, batch=True)
     table = Table(title, ["model", "params", *[f"{lab} img/s" for lab in labels]],
                   numeric=set(range(1, len(labels) + 2)),
-                  description="Images per second = batch × requests in flight × 1000 ÷ mean milliseconds per call "
-                              "(b256: batch 256; 2T: 2 threads; 4 in flight: throughput mode). Per-call "
-                              f"timings are in the distribution table. {CELL_LEGEND}.")
+                  description=f"Images per second. {IPS_LATENCY}. {IPS_THROUGHPUT}. b256: batch 256; 2T: 2 "
+                              "threads; the requests in flight of each throughput cell are in the distribution "
+                              f"table, with the per-call timings. {CELL_LEGEND}.")
     for model in sheet.networks:
         net = network(model.model)
         cells = [Value(sheet.row_name(net)), Value(f"{model.params:,}", model.params)]
@@ -360,7 +364,7 @@ def distribution_table(results: Iterable[BenchResult]) -> Table | None:
 def files_table(results: Iterable[BenchResult]) -> Table | None:
     """The files given with --models: what each backend made of them, with their spec's size and parity."""
     sheet = _Sheet.of(results)
-    rows = [(m, r) for m, r in sheet.records if r.extra.get("file")]
+    rows = _file_rows(sheet)
     if not rows:
         return None
     several = len(sheet.machines) > 1
@@ -371,19 +375,38 @@ def files_table(results: Iterable[BenchResult]) -> Table | None:
                               "Parity compares the file, run on that backend, with the PyTorch model its spec "
                               "names (a bundled checkpoint, or a family member's seeded initialisation); 'n/a' "
                               "where no such source is known.")
-    for machine, r in rows:
+    for machine, r, statuses in rows:
         p = r.parity
         missing = "n/a" if r.extra.get("parity", "").startswith("n/a") else "-"
         table.rows.append([*([Value(machine)] if several else []), Value(r.extra["file"]), Value(r.paper_name),
-                           Value(r.backend), Value(r.runtime_precision or r.precision), Value(r.status),
+                           Value(r.backend), Value(r.runtime_precision or r.precision), Value(statuses),
                            _number(r.size_mb, "{:.3f}"),
                            Value(f"{p.max_abs_diff:.1e}" + ("" if p.passed else " FAILED"), p.max_abs_diff)
                            if p else Value(missing),
                            Value(f"{p.top1_agreement:.1%}", p.top1_agreement) if p else Value(missing)])
-    if any(r.extra.get("parity", "").startswith("n/a") for _, r in rows):
-        table.notes.append("n/a: " + next(r.extra["parity"] for _, r in rows
+    if any(r.extra.get("parity", "").startswith("n/a") for _, r, _ in rows):
+        table.notes.append("n/a: " + next(r.extra["parity"] for _, r, _ in rows
                                           if r.extra.get("parity", "").startswith("n/a"))[5:])
     return table
+
+
+def _file_rows(sheet: _Sheet) -> list[tuple[str, Record, str]]:
+    """(machine, record shown, statuses): one row per machine x file x backend x precision, however many runs,
+    batches or thread counts timed it. The record shown is the one :func:`_better` picks; the statuses are its
+    cells', counted when they differ ("2 ok, 1 failed")."""
+    groups: dict[tuple, list[Record]] = {}
+    for machine, r in sheet.records:
+        if r.extra.get("file"):
+            groups.setdefault((machine, r.model, r.backend, r.precision), []).append(r)
+    rows = []
+    for (machine, *_), records in groups.items():
+        shown = None
+        for r in records:
+            shown = r if _better(r, shown) else shown
+        counts = {s: sum(r.status == s for r in records) for s in dict.fromkeys(r.status for r in records)}
+        statuses = next(iter(counts)) if len(counts) == 1 else ", ".join(f"{n} {s}" for s, n in counts.items())
+        rows.append((machine, shown, statuses))
+    return rows
 
 
 def backends_table(results: Iterable[BenchResult]) -> Table:

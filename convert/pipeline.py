@@ -38,6 +38,8 @@ class ConvertRequest:
     name: str | None = None  # the files' base name (default: the model's, or the run folder's)
     #: TensorRT, dynamic batch: one optimisation profile tuned for each of these batch sizes (default: opt 1).
     opt_batches: tuple[int, ...] = ()
+    #: TensorRT: calls that may run at once on each profile (the engine holds that many copies of it).
+    contexts: int = 1
 
 
 @dataclass
@@ -77,6 +79,7 @@ def validate(request: ConvertRequest) -> None:
     if request.calib is not None and not Path(request.calib).is_dir():
         raise InputError(f"{request.calib}: calibration folder not found, expected a folder of face images")
     check_batch(request.max_batch, "max_batch")
+    _check_contexts(request.contexts)
     if request.batch is not None and not 1 <= request.batch <= request.max_batch:
         raise InputError(f"batch {request.batch} out of range 1..{request.max_batch}")
     if request.name is not None and not NAME_PATTERN.fullmatch(request.name):
@@ -93,6 +96,13 @@ def validate(request: ConvertRequest) -> None:
         reason = tensorrt_available()
         if reason:
             raise BackendUnavailable(f"cannot build TensorRT engines here: {reason}")
+
+
+def _check_contexts(contexts: int) -> None:
+    from edgefer.runtime.tensorrt_backend import MAX_WORKERS
+
+    if isinstance(contexts, bool) or not isinstance(contexts, int) or not 1 <= contexts <= MAX_WORKERS:
+        raise InputError(f"--contexts {contexts!r}: expected 1..{MAX_WORKERS} TensorRT calls at once")
 
 
 def _check_bf16(formats: tuple[str, ...]) -> None:
@@ -238,9 +248,9 @@ def _build(fmt: str, source: Source, request: ConvertRequest, base_onnx: Path, s
             batch = (request.batch,) * 3 if request.batch else (1, 1, request.max_batch)
             build_engine(base_onnx, target, spec, precision=precision, batch=batch,
                          timing_cache=cache_dir("tensorrt-timing.cache"),
-                         opt_batches=() if request.batch else request.opt_batches)
+                         opt_batches=() if request.batch else request.opt_batches, contexts=request.contexts)
     except Exception as err:  # noqa: BLE001 - any build failure is reported per artifact
-        artifact.status, artifact.reason = "failed", f"build failed: {type(err).__name__}: {err}"
+        artifact.status, artifact.reason = "failed", f"build failed: {one_line(err, typed=True)}"
     return artifact
 
 
@@ -263,7 +273,7 @@ def _gate(artifact: Artifact, validation: np.ndarray, reference: np.ndarray, bat
         logits = infer(backend, validation, batch)
         backend.close()
     except Exception as err:  # noqa: BLE001
-        artifact.status, artifact.reason = "failed", f"could not run: {type(err).__name__}: {err}"
+        artifact.status, artifact.reason = "failed", f"could not run: {one_line(err, typed=True)}"
         return
     artifact.parity = compare(reference, logits, artifact.precision, artifact.format)
     artifact.size_bytes = _size(artifact.path)

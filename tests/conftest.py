@@ -55,11 +55,13 @@ def recognizer():
     return Recognizer("microexpnet-ck", threads=1, detector="haar-exact")
 
 
-def run_edgefer(*args, env: dict | None = None, timeout: float | None = 600) -> subprocess.CompletedProcess:
+def run_edgefer(*args, env: dict | None = None, timeout: float | None = 600,
+                cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """`python -m edgefer ARGS` as a user runs it: a real process, its exit code, stdout and stderr.
-    ``env`` adds to (or overrides) this process' environment."""
+    ``env`` adds to (or overrides) this process' environment; ``cwd`` is the folder it runs in (default: this
+    process' working folder)."""
     return subprocess.run([sys.executable, "-m", "edgefer", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, timeout=timeout)
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""What every command shares: the one-line failure, the missing-extra check, native stderr silencing, the
-rich progress bars, the options of the training commands, list parsing, the exit code of an interrupt."""
+"""What every command shares: the one-line failure, the missing-extra check, the rich progress bars, the
+options of the training commands, list parsing, the exit code of an interrupt. (Native stderr filtering and
+silencing live in :mod:`edgefer.nativelog`.)"""
 
 from __future__ import annotations
 

@@ -16,11 +16,15 @@ def convert(
     model: Annotated[str, typer.Argument(help="Bundled name (microexpnet-ck), family name (p12-s, teacher; "
                                               "random weights) or a .safetensors training checkpoint.")],
     to: Annotated[str, typer.Option("--to", help="Formats, comma-separated: onnx, openvino, tensorrt.")] = "onnx",
-    precision: Annotated[str, typer.Option(help="fp32, fp16 or int8.")] = "fp32",
+    precision: Annotated[str, typer.Option(help="fp32, fp16, int8, or bf16 (OpenVINO only; needs a CPU with bf16 "
+                                                "instructions).")] = "fp32",
     calib: Annotated[Path | None, typer.Option(help="Folder of face images for INT8 calibration and the "
                                                     "parity check (default: built-in face crops).")] = None,
     batch: Annotated[str, typer.Option(help="Batch size N, or 'dynamic'.")] = "dynamic",
     max_batch: Annotated[int, typer.Option(min=1, help="Largest batch of a dynamic TensorRT profile.")] = 256,
+    contexts: Annotated[int, typer.Option(help="TensorRT: calls that may run at once (threads sharing one "
+                                               "engine); the engine holds that many copies of its profile, as "
+                                               "TensorRT gives each concurrent context its own (1..8).")] = 1,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("models"),
     name: Annotated[str | None, typer.Option(help="Base name of the files (default: the model's name, or the "
                                                   "run folder's for RUN/model.safetensors).")] = None,
@@ -32,7 +36,8 @@ def convert(
         from edgefer.convert.pipeline import convert as run_convert
 
     request = ConvertRequest(model=model, formats=parse_formats(to), precision=precision.lower(), out=out,
-                             calib=calib, batch=_parse_batch(batch), max_batch=max_batch, name=name)
+                             calib=calib, batch=_parse_batch(batch), max_batch=max_batch, name=name,
+                             contexts=contexts)
     artifacts = run_convert(request, progress=lambda line: typer.echo(line, err=True))
     if as_json:
         typer.echo(json_text([a.to_dict() for a in artifacts], indent=2))

@@ -77,24 +77,15 @@ def test_bench_harness_call(benchmark, crop, bare_logits):
         runner.close()
 
 
-@pytest.fixture(scope="module")
-def ir(tmp_path_factory):
-    pytest.importorskip("openvino")
-    from edgefer.convert.openvino_export import export_openvino
-    from edgefer.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-    return export_openvino(MODEL, tmp_path_factory.mktemp("ir") / "ck.xml", OnnxRuntimeBackend(MODEL).spec)
-
-
 @pytest.mark.benchmark(group="microexpnet openvino batch 1, 1 thread")
-def test_bare_openvino_request(benchmark, ir, crop, bare_logits):
+def test_bare_openvino_request(benchmark, microexpnet_ir, crop, bare_logits):
     import openvino as ov
     import openvino.properties as props
     import openvino.properties.hint as hints
 
-    compiled = ov.Core().compile_model(str(ir), "CPU", {props.inference_num_threads: 1,
-                                                        hints.inference_precision: ov.Type.f32,
-                                                        hints.performance_mode: hints.PerformanceMode.LATENCY})
+    compiled = ov.Core().compile_model(str(microexpnet_ir), "CPU",
+                                       {props.inference_num_threads: 1, hints.inference_precision: ov.Type.f32,
+                                        hints.performance_mode: hints.PerformanceMode.LATENCY})
     request = compiled.create_infer_request()
     request.set_input_tensor(ov.Tensor(crop.reshape(1, 1, 84, 84), shared_memory=True))
     logits = benchmark(request.infer)[0]
@@ -103,10 +94,10 @@ def test_bare_openvino_request(benchmark, ir, crop, bare_logits):
 
 
 @pytest.mark.benchmark(group="microexpnet openvino batch 1, 1 thread")
-def test_recognizer_classify_crop_openvino(benchmark, ir, crop, bare_logits):
+def test_recognizer_classify_crop_openvino(benchmark, microexpnet_ir, crop, bare_logits):
     from edgefer import Recognizer
 
-    recognizer = Recognizer(ir, threads=1)
+    recognizer = Recognizer(microexpnet_ir, threads=1)
     probs = benchmark(recognizer.classify, crop)
     expected = np.exp(bare_logits - bare_logits.max()) / np.exp(bare_logits - bare_logits.max()).sum()
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-5)

@@ -96,12 +96,13 @@ def test_sigkill_during_checkpoint_saves_never_leaves_a_torn_checkpoint(tmp_path
 
 
 @pytest.mark.slow
-def test_sigkill_during_convert_leaves_old_or_complete_artifacts(tmp_path):
+def test_sigkill_during_convert_leaves_old_or_complete_artifacts(edgefer, tmp_path):
     """The first run writes artifacts; later runs into the same folder are killed at random moments."""
     out = tmp_path / "models"
-    command = [sys.executable, "-m", "edgefer", "convert", "microexpnet-ck", "--to", "onnx,openvino", "--out", out]
+    args = ["convert", "microexpnet-ck", "--to", "onnx,openvino", "--out", out]
+    command = [sys.executable, "-m", "edgefer", *args]  # the killed runs below: Popen, to signal them
     start = time.perf_counter()
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    first = edgefer(*args, timeout=300)
     seconds = time.perf_counter() - start
     assert first.returncode == 0, first.stderr
     crops = np.random.default_rng(0).integers(0, 256, (3, 1, 84, 84)).astype(np.float32)

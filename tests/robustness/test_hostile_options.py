@@ -88,9 +88,8 @@ def test_training_and_bench_options_are_bounded(values, match):
     (["study", "temperature", "--data", ".", "--dataset", "folder", "--out", "o", "--temperatures", "2,nan"],
      ["--temperatures nan"]),
 ])
-def test_usage_errors_are_one_line_and_exit_2_on_every_command(tmp_path, args, words):
-    out = subprocess.run([sys.executable, "-m", "edgefer", *args], capture_output=True, text=True, cwd=tmp_path,
-                         timeout=300)
+def test_usage_errors_are_one_line_and_exit_2_on_every_command(edgefer, tmp_path, args, words):
+    out = edgefer(*args, cwd=tmp_path, timeout=300)
     one_line_exit(out, 2, *words)
 
 

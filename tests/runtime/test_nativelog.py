@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgefer.nativelog import native_stderr_filtered
 
 
@@ -37,6 +39,7 @@ def test_fd2_is_restored_after_an_exception(capfd):
     assert "kept before the error" in err and "still reaches stderr" in err
 
 
+@pytest.mark.slow
 def test_a_session_is_made_with_a_clean_stderr():
     """A whole process: a Recognizer (BlazeFace and the model, both on ONNX Runtime) predicts; nothing on stderr."""
     code = ("from edgefer import Recognizer; import sys; "

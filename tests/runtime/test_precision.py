@@ -25,15 +25,15 @@ lacks_bf16 = pytest.mark.skipif(cpu_has_bf16(), reason="this CPU has bf16 instru
 
 
 @pytest.fixture(scope="module")
-def irs(tmp_path_factory) -> dict[str, object]:
-    """The bundled CK+ model as an fp32 IR and as a bf16 IR (float32 weights, spec precision bf16)."""
+def irs(microexpnet_ir, tmp_path_factory) -> dict[str, object]:
+    """The bundled CK+ model as an fp32 IR (conftest's) and as a bf16 IR (float32 weights, spec precision bf16)."""
     from edgefer.convert.openvino_export import export_openvino
     from edgefer.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     spec = OnnxRuntimeBackend(ONNX).spec
-    folder = tmp_path_factory.mktemp("irs")
-    return {p: export_openvino(ONNX, folder / f"ck.{p}.xml", replace(spec, precision=p), precision=p)
-            for p in ("fp32", "bf16")}
+    bf16 = export_openvino(ONNX, tmp_path_factory.mktemp("irs") / "ck.bf16.xml", replace(spec, precision="bf16"),
+                           precision="bf16")
+    return {"fp32": microexpnet_ir, "bf16": bf16}
 
 
 @pytest.fixture(scope="module")

@@ -414,3 +414,22 @@ def test_int8_engine_from_qdq_onnx(onnx_fp32, tmp_path):
         logits = backend.run(crops)
     expected = open_backend(qdq, threads=1, spec=spec).run(crops)
     assert (logits.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
+def test_contexts_are_checked_before_any_work(tmp_path):
+    from edgefer.convert.pipeline import ConvertRequest, validate
+
+    for wrong in (0, 9, True):
+        with pytest.raises(InputError, match="--contexts"):
+            validate(ConvertRequest("microexpnet-ck", ("onnx",), "fp32", tmp_path, contexts=wrong))
+    validate(ConvertRequest("microexpnet-ck", ("onnx",), "fp32", tmp_path, contexts=4))
+
+
+def test_a_throughput_bench_builds_a_profile_copy_per_request_in_flight():
+    from edgefer.bench.plan import BenchRequest
+    from edgefer.bench.run import engine_contexts
+    from edgefer.runtime.tensorrt_backend import MAX_WORKERS
+
+    assert engine_contexts(BenchRequest()) == 1  # latency mode: one call at a time
+    assert engine_contexts(BenchRequest(mode="throughput", in_flight=3)) == 3
+    assert engine_contexts(BenchRequest(mode="throughput", in_flight=64)) == MAX_WORKERS

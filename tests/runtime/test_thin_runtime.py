@@ -17,16 +17,6 @@ ONNX = PRETRAINED["microexpnet-ck"].onnx
 
 
 @pytest.fixture(scope="module")
-def ir(tmp_path_factory):
-    pytest.importorskip("openvino")
-    from edgefer.convert.openvino_export import export_openvino
-    from edgefer.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-    spec = OnnxRuntimeBackend(ONNX).spec
-    return export_openvino(ONNX, tmp_path_factory.mktemp("ir") / "ck.xml", spec)
-
-
-@pytest.fixture(scope="module")
 def faces(reference) -> np.ndarray:
     """The authors' face crops and their mirror images, (N, 1, 84, 84) float32."""
     crops = reference["inputs"].astype(np.float32).reshape(-1, 1, 84, 84)
@@ -43,8 +33,8 @@ def plain_onnxruntime(pixels: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["onnxruntime", "openvino"])
-def test_bound_batches_equal_one_plain_call(kind, ir, faces):
-    backend = open_backend(ONNX if kind == "onnxruntime" else ir, threads=1)
+def test_bound_batches_equal_one_plain_call(kind, microexpnet_ir, faces):
+    backend = open_backend(ONNX if kind == "onnxruntime" else microexpnet_ir, threads=1)
     expected = np.concatenate([backend.run(np.ascontiguousarray(faces[i:i + 1])) for i in range(len(faces))])
     if kind == "onnxruntime":
         np.testing.assert_allclose(expected, plain_onnxruntime(faces), atol=1e-5)
@@ -55,8 +45,8 @@ def test_bound_batches_equal_one_plain_call(kind, ir, faces):
 
 
 @pytest.mark.parametrize("kind", ["onnxruntime", "openvino"])
-def test_results_never_alias_the_bound_buffers(kind, ir, faces):
-    backend = open_backend(ONNX if kind == "onnxruntime" else ir, threads=1)
+def test_results_never_alias_the_bound_buffers(kind, microexpnet_ir, faces):
+    backend = open_backend(ONNX if kind == "onnxruntime" else microexpnet_ir, threads=1)
     first = backend.run(faces[:1])
     kept = first.copy()
     second = backend.run(faces[1:2])
@@ -66,10 +56,10 @@ def test_results_never_alias_the_bound_buffers(kind, ir, faces):
 
 
 @pytest.mark.parametrize("kind", ["onnxruntime", "openvino"])
-def test_input_checks_still_hold_on_the_thin_path(kind, ir, faces):
+def test_input_checks_still_hold_on_the_thin_path(kind, microexpnet_ir, faces):
     from edgefer import Recognizer
 
-    recognizer = Recognizer(ONNX if kind == "onnxruntime" else ir, threads=1)
+    recognizer = Recognizer(ONNX if kind == "onnxruntime" else microexpnet_ir, threads=1)
     good = recognizer.classify(faces[0, 0])
     bad = faces[0, 0].copy()
     bad[3, 4] = np.nan
@@ -84,8 +74,8 @@ def test_input_checks_still_hold_on_the_thin_path(kind, ir, faces):
 
 
 @pytest.mark.parametrize("kind", ["onnxruntime", "openvino"])
-def test_threads_get_their_own_buffers(kind, ir, faces):
-    backend = open_backend(ONNX if kind == "onnxruntime" else ir, threads=1)
+def test_threads_get_their_own_buffers(kind, microexpnet_ir, faces):
+    backend = open_backend(ONNX if kind == "onnxruntime" else microexpnet_ir, threads=1)
     expected = [backend.run(faces[i:i + 1]) for i in range(len(faces))]
     failures: list[int] = []
     barrier = threading.Barrier(4)

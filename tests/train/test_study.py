@@ -7,8 +7,6 @@ import json
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 
 import pytest
 
@@ -203,9 +201,9 @@ def test_a_tiny_grid_on_a_local_ray_instance(tmp_path, faces):
     (["--sizes", "xxxl"], "--sizes xxxl: expected some of m,s,xs,xxs"),
     (["--split", "person"], "--split 'person': expected random or subject"),
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, faces, change, message):
+def test_bad_input_is_one_line_and_exit_2(edgefer, tmp_path, faces, change, message):
     args = study_args("pooling", faces, tmp_path / "study", *change)
-    process = subprocess.run([sys.executable, "-m", "edgefer", "study", *args], capture_output=True, text=True)
+    process = edgefer("study", *args)
     assert process.returncode == 2, process.stderr
     assert process.stderr.count("\n") == 1 and process.stderr.startswith("edgefer: error: ")
     assert re.search(message, process.stderr)

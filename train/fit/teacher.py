@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from edgefer.errors import InputError, ModelError
+from edgefer.errors import InputError, ModelError, one_line
 from edgefer.fileio import file_sha256
 from edgefer.train.data.crops import Progress
 from edgefer.train.data.folds import FoldData, load_fold
@@ -93,7 +93,7 @@ def _load_imagenet(model: InceptionV3, path: Path) -> None:
         raise ModelError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - torch.load's refusals (pickle, zip) have many types
         raise ModelError(f"{path}: cannot read it as a state dict with weights_only=True "
-                         f"({type(err).__name__}: {err})") from None
+                         f"({one_line(err, typed=True)})") from None
 
 
 def _write_logits(paths: RunPaths, model: InceptionV3, fold: FoldData, run: TeacherRun, prepare: Prepare) -> None:
