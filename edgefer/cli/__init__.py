@@ -27,7 +27,7 @@ from edgefer.cli.predict import predict
 from edgefer.cli.report import report
 from edgefer.cli.study import study_app
 from edgefer.cli.train import train_app
-from edgefer.errors import EdgeferError
+from edgefer.errors import EdgeferError, one_line
 from edgefer.interrupt import raise_on_sigterm
 
 
@@ -82,7 +82,8 @@ def main() -> None:
     except Exception as err:  # noqa: BLE001 - a bug: still one line, the traceback on request
         if debug:
             raise
-        code = fail(f"internal error: {type(err).__name__}: {err} (EDGEFER_DEBUG=1 shows the traceback)", 1).exit_code
+        code = fail(f"internal error: {one_line(err, typed=True)} (EDGEFER_DEBUG=1 shows the traceback)",
+                    1).exit_code
     if code == EXIT_INTERRUPTED or interrupt.terminated():  # Typer turns Ctrl-C into exit 130 silently
         if not interrupt.was_reported():
             typer.echo("edgefer: interrupted", err=True)

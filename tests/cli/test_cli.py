@@ -20,6 +20,21 @@ def test_predict_json(edgefer, astronaut_path, reference):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_min_face_sets_the_fast_haars_smallest_face(edgefer, astronaut_path, reference):
+    """--min-face 0 makes haar search every size: the authors' box; too large a minimum finds no face."""
+    every = json.loads(edgefer("predict", "--json", "--detector", "haar", "--min-face", "0", astronaut_path).stdout)
+    assert every[0]["detector"] == "haar"
+    assert [f["box"] for f in every[0]["faces"]] == [[int(v) for v in reference["astronaut_box"]]]
+    none = json.loads(edgefer("predict", "--json", "--detector", "haar", "--min-face", "0.5", astronaut_path).stdout)
+    assert none[0]["faces"] == []
+    for args in (["--min-face", "0.1"], ["--detector", "blazeface", "--min-face", "0.1"],
+                 ["--detector", "haar", "--min-face", "1.5"]):
+        refused = edgefer("predict", astronaut_path, *args)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, args
+        assert "min-face" in refused.stderr or "min_face" in refused.stderr
+
+
 def test_predict_table_and_no_detect(edgefer, tmp_path, astronaut_path, reference):
     import cv2
 
