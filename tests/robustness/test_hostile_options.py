@@ -150,10 +150,14 @@ def nan_model(tmp_path_factory):
     return path
 
 
-def test_nan_output_is_a_quality_error_naming_the_model(nan_model, astronaut_path):
-    recognizer = Recognizer(nan_model)
-    with pytest.raises(QualityError, match="nan.onnx: the model output NaN or infinite scores"):
-        recognizer.classify(np.zeros((84, 84), np.float32))
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_nan_output_is_a_quality_error_naming_the_model(nan_model, astronaut_path, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    recognizer = Recognizer(nan_model, backend=backend)
+    for crops in (np.zeros((84, 84), np.float32), np.zeros((84, 84), np.uint8), np.zeros((3, 84, 84))):
+        with pytest.raises(QualityError, match="nan.onnx: the model output NaN or infinite scores"):
+            recognizer.classify(crops)  # the one-crop hot path, one crop converted, a batch
     with pytest.raises(QualityError):
         recognizer.predict(astronaut_path)
 
