@@ -22,21 +22,36 @@ def crops(batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (batch, 1, 84, 84)).astype(np.float32)
 
 
+NEW_FP32_API = hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision")  # PyTorch 2.9+
+
+
 @pytest.fixture
 def restore_fp32_math():
-    conv = torch.backends.cudnn.conv
-    saved = (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
-    yield
-    conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = saved
+    if NEW_FP32_API:
+        conv = torch.backends.cudnn.conv
+        saved = (conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+        yield
+        conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = saved
+    else:
+        saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        yield
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def test_fp32_cells_turn_tf32_off(restore_fp32_math):
-    """PyTorch's cuDNN convolutions default to TF32; an fp32 cell sets IEEE fp32 (flags exist on CPU builds)."""
-    torch.backends.cudnn.conv.fp32_precision = "tf32"
+    """PyTorch's cuDNN convolutions default to TF32; an fp32 cell sets IEEE fp32 (flags exist on CPU builds),
+    through the fp32_precision API where this PyTorch has it, else the allow_tf32 flags."""
+    if NEW_FP32_API:
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
+    else:
+        torch.backends.cudnn.allow_tf32 = True
     assert set_fp32_math(torch, "fp16") == "tf32"  # other precisions leave the default alone
     assert set_fp32_math(torch, "fp32") == "ieee"
-    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    if NEW_FP32_API:
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    else:
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this torch sees a CUDA GPU")
