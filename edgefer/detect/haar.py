@@ -5,7 +5,7 @@ Two levers:
 - ``min_face``: the smallest face searched, as a fraction of the frame's shorter side. OpenCV then
   skips the pyramid levels of smaller windows (which hold most of the work); the levels it keeps
   are the same levels, so the same windows fire. A face near the minimum can still move: its box
-  merges fewer neighbouring windows (the astronaut's, 1.2x the minimum, moves by IoU 0.92); from
+  merges fewer neighbouring windows (the astronaut's, about 1.25x the minimum, moves: IoU 0.92); from
   1.5x the minimum the boxes are those of ``haar-exact`` (tests/runtime/test_detect.py).
 - ``threads``: OpenCV's thread count while detecting (process-wide in OpenCV; set on each call only
   when it differs).
