@@ -303,6 +303,24 @@ def test_eight_threads_sharing_one_backend_give_single_thread_results(engines):
 
 
 @pytest.mark.gpu
+def test_an_engine_with_profile_copies_runs_calls_at_once(onnx_fp32, reference, tmp_path):
+    """contexts=4: four copies of the profile, four contexts each on its own, eight threads agree with one."""
+    engine = build_engine(onnx_fp32, tmp_path / "m.fp32.x4.engine", reference.spec, precision="fp32",
+                          batch=BATCH, contexts=4)
+    assert read_sidecar(engine)["build"]["profiles"] == [BATCH[1]] * 4
+    batches = [pixels(1 + i % 5, seed=i) for i in range(64)]
+    with TensorRtBackend(engine) as backend:
+        assert backend.describe()["contexts_per_profile"] == {BATCH[1]: 4}
+        expected = [backend.run(b) for b in batches]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(backend.run, batches))
+        (profile_pool,) = backend._pools.values()
+        assert 1 <= profile_pool.size <= 4  # contexts made as callers overlap, never more than the copies
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.gpu
 def test_run_timed_split_adds_up_to_the_call(engines):
     """Copy in + compute + copy out, timed by GPU events, fit inside the call's wall time and are most of it."""
     import time
