@@ -41,3 +41,18 @@ def test_an_unknown_backend_is_refused_before_any_progress_bar():
     result = CliRunner().invoke(app, ["bench", "--backends", "tflite"])
     assert result.exit_code != 0 and "detecting backends" not in result.output
     assert "unknown backend tflite" in str(result.exception)
+
+
+def test_progress_bars_show_time_elapsed_and_left(capsys, monkeypatch):
+    """Every long command's bars (training epochs among them) show the count, time elapsed and time left."""
+    import re
+
+    from edgefer.cli.common import ProgressBars
+
+    monkeypatch.setenv("COLUMNS", "160")
+    with ProgressBars() as bars:
+        bar = bars.bar("training p12-xxs fold 0", total=4)
+        bar.advance()
+    shown = capsys.readouterr().err
+    assert "training p12-xxs fold 0" in shown and "1/4" in shown
+    assert re.search(r"\d:\d\d:\d\d elapsed, left (\d:\d\d:\d\d|-:--:--)", shown), shown
