@@ -9,10 +9,7 @@ import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from edgefer.sysinfo import SystemInfo, cpu_flags, emulation
-
-#: CPU features that change which precision a CPU backend picks, or how fast INT8 runs.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "asimd")
+from edgefer.sysinfo import SystemInfo, emulation
 
 
 @dataclass
@@ -48,23 +45,19 @@ class Machine:
 
 def describe_machine(system: SystemInfo, name: str | None = None) -> Machine:
     """Everything a reader needs to judge a number, from one ``sysinfo.detect()`` plus a few reads."""
+    emulated_by = emulation()
     return Machine(
         name=name or socket.gethostname(), cpu=system.cpu, cores=system.cores, platform=system.platform,
-        python=system.python, memory_gb=_memory_gb(), cpu_flags=_cpu_flags(), governor=_governor(),
-        load_average=load_average(), gpus=system.gpus, gpu_driver=nvidia_driver(),
+        python=system.python, memory_gb=_memory_gb(), cpu_flags=system.cpu_features or [platform.machine()],
+        governor=_governor(), load_average=load_average(), gpus=system.gpus, gpu_driver=nvidia_driver(),
         libraries=system.libraries, backends=[asdict(b) for b in system.backends],
-        edgefer_version=_edgefer_version(), git_sha=git_sha(), emulated=bool(emulation()), emulation=emulation())
+        edgefer_version=_edgefer_version(), git_sha=git_sha(), emulated=bool(emulated_by), emulation=emulated_by)
 
 
 def _memory_gb() -> float | None:
     with contextlib.suppress(ValueError, OSError, AttributeError):
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     return None
-
-
-def _cpu_flags() -> list[str]:
-    present = cpu_flags()
-    return [flag for flag in CPU_FLAGS if flag in present] if present else [platform.machine()]
 
 
 def _governor() -> str | None:

@@ -16,15 +16,13 @@ from edgefer.bench.paper import network, paper_order, paper_row
 from edgefer.bench.records import Record
 from edgefer.errors import InputError, ModelError
 from edgefer.limits import check_batch, check_number, check_threads
-from edgefer.spec import PRECISIONS
+from edgefer.spec import PRECISIONS, RANDOM_SOURCE
 
 DEFAULT_MODELS = ("inception-v3", "p12-m", "p12-s", "p12-xs", "microexpnet")
 #: Batch 1 is the paper's per-image latency; 256 measures throughput (not for heavy models by default).
 DEFAULT_BATCHES = (1, 256)
 #: latency: one request at a time (the paper's table); throughput: several in flight.
 MODES = ("latency", "throughput")
-#: The source a family member's seeded export names (edgefer.convert.sources: torch seed 0).
-RANDOM_SOURCE = "random initialisation (torch seed 0)"
 #: Models above this many parameters (the teacher) get the short plan and batch 1 unless told otherwise.
 HEAVY_PARAMS = 5_000_000
 

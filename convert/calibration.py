@@ -16,7 +16,14 @@ import numpy as np
 
 from edgefer.errors import InputError
 from edgefer.imagefile import IMAGE_SUFFIXES
-from edgefer.preprocess import AUTHORS_OFFSETS, FaceDetector, authors_crops, faces_to_batch, read_image
+from edgefer.preprocess import (
+    AUTHORS_OFFSETS,
+    FaceDetector,
+    authors_crops,
+    faces_to_batch,
+    read_image,
+    training_windows,
+)
 from edgefer.zoo import MODELS_DIR
 
 BUILTIN_FACE = MODELS_DIR / "calibration-face.png"
@@ -121,12 +128,9 @@ def builtin_crops(count: int = 128, seed: int = 0, size: int = 84) -> np.ndarray
 
 def builtin_validation_crops(size: int = 84) -> np.ndarray:
     """The authors' 8 training windows of the bundled face, and their mirror images (16 crops)."""
-    image = read_image(BUILTIN_FACE)
-    boxes = FaceDetector().detect(image)
-    x, y, w, h = boxes[0] if boxes else (0, 0, image.shape[1], image.shape[0])
-    face = image[y:y + h, x:x + w]
+    windows, _ = training_windows(read_image(BUILTIN_FACE), FaceDetector(), size)
     crops = []
-    for crop in authors_crops(face, AUTHORS_OFFSETS, size):
+    for crop in windows:
         crops += [crop, crop[:, ::-1]]
     return np.stack(crops).astype(np.float32)[:, None]
 

@@ -79,7 +79,9 @@ def validate(request: ConvertRequest) -> None:
     if request.calib is not None and not Path(request.calib).is_dir():
         raise InputError(f"{request.calib}: calibration folder not found, expected a folder of face images")
     check_batch(request.max_batch, "max_batch")
-    _check_contexts(request.contexts)
+    from edgefer.convert.tensorrt_build import check_contexts
+
+    check_contexts(request.contexts)
     if request.batch is not None and not 1 <= request.batch <= request.max_batch:
         raise InputError(f"batch {request.batch} out of range 1..{request.max_batch}")
     if request.name is not None and not NAME_PATTERN.fullmatch(request.name):
@@ -96,13 +98,6 @@ def validate(request: ConvertRequest) -> None:
         reason = tensorrt_available()
         if reason:
             raise BackendUnavailable(f"cannot build TensorRT engines here: {reason}")
-
-
-def _check_contexts(contexts: int) -> None:
-    from edgefer.runtime.tensorrt_backend import MAX_WORKERS
-
-    if isinstance(contexts, bool) or not isinstance(contexts, int) or not 1 <= contexts <= MAX_WORKERS:
-        raise InputError(f"--contexts {contexts!r}: expected 1..{MAX_WORKERS} TensorRT calls at once")
 
 
 def _check_bf16(formats: tuple[str, ...]) -> None:

@@ -10,14 +10,13 @@ from torch import nn
 
 from edgefer.errors import ModelError, UnsafeModelError
 from edgefer.fileio import file_sha256
-from edgefer.spec import ModelSpec
+from edgefer.spec import RANDOM_SEED, RANDOM_SOURCE, ModelSpec
 from edgefer.train.models.registry import TEACHER, canonical_name, create_model
 from edgefer.train.models.teacher import teacher_spec
 from edgefer.train.models.weights import load_weights
 from edgefer.train.safe_load import load_torch_file
 from edgefer.zoo import PRETRAINED
 
-RANDOM_SEED = 0
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt"}
 
 
@@ -45,7 +44,7 @@ def load_source(model: str) -> Source:
     name = canonical_name(model)
     torch.manual_seed(RANDOM_SEED)
     module = create_model(name).eval()
-    origin = {"model": name, "source": f"random initialisation (torch seed {RANDOM_SEED})"}
+    origin = {"model": name, "source": RANDOM_SOURCE}
     spec = teacher_spec(**origin) if name == TEACHER else ModelSpec(**origin)
     return Source(module, spec, name)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.fileio import atomic_path, atomic_write_bytes, atomic_write_text, file_sha256
+from edgefer.limits import check_int
 from edgefer.runtime.base import check_model_file
 from edgefer.runtime.tensorrt_backend import (
     MAX_WORKERS,
@@ -147,6 +148,11 @@ def sidecar_record(spec: ModelSpec, identity: Mapping[str, str], batch: tuple[in
     }
 
 
+def check_contexts(contexts: object) -> int:
+    """Copies of each profile, the TensorRT calls that may run at once: 1..MAX_WORKERS (InputError)."""
+    return check_int(contexts, "--contexts", 1, MAX_WORKERS, why="TensorRT calls at once per profile")
+
+
 def _check_request(precision: str, batch: tuple[int, int, int], workspace_mb: int, contexts: int = 1) -> None:
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
@@ -154,8 +160,7 @@ def _check_request(precision: str, batch: tuple[int, int, int], workspace_mb: in
         raise InputError(f"batch range {batch} must be (min, opt, max) with 1 <= min <= opt <= max")
     if workspace_mb < 1:
         raise InputError(f"workspace of {workspace_mb} MiB is too small")
-    if isinstance(contexts, bool) or not isinstance(contexts, int) or not 1 <= contexts <= MAX_WORKERS:
-        raise InputError(f"contexts {contexts!r}: expected 1..{MAX_WORKERS} calls at once per profile")
+    check_contexts(contexts)
 
 
 def _build(trt, onnx_path: Path, spec: ModelSpec, profiles: list[tuple[int, int, int]],

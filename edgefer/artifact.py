@@ -93,11 +93,8 @@ def _ir_spec(path: Path) -> str | None:
 
 
 def _sidecar_spec(path: Path) -> str | None:
-    sidecar = path.with_name(path.name + ".json")
-    if not sidecar.is_file():
-        raise ModelError(f"{path}: its sidecar {sidecar.name} is missing (edgefer convert writes it beside the plan)")
-    if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
-        raise ModelError(f"{sidecar}: {sidecar.stat().st_size} bytes, over the {MAX_SIDECAR_BYTES}-byte limit of a "
-                         "sidecar")
-    spec = json.loads(sidecar.read_text(encoding="utf-8")).get("spec")
+    """The spec in the plan's sidecar, read with the TensorRT backend's own checks (no TensorRT needed)."""
+    from edgefer.runtime.tensorrt_backend import read_sidecar
+
+    spec = read_sidecar(path)["spec"]
     return json.dumps(spec) if spec else None

@@ -23,8 +23,6 @@ import functools
 import os
 import stat
 import sys
-import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import numpy as np
 
 from edgefer.errors import InputError, one_line
 from edgefer.imageheader import FORMATS, AmbiguousHeader, HeaderError, ImageHeader, parse, png_data_problem, sniff
+from edgefer.nativelog import native_stderr_captured, write_back
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "FORMATS", "IMAGE_SUFFIXES", "ImageHeader", "MAX_BYTES_ENV",
            "MAX_PIXELS_ENV", "check_pixel_count", "decode_image", "max_image_bytes", "max_image_pixels", "opencv",
@@ -209,39 +208,17 @@ def _decode(data: bytes, header: ImageHeader, name: str) -> np.ndarray:
     return image
 
 
-_STDERR_LOCK = threading.Lock()
-
-
 @contextlib.contextmanager
 def _native_stderr_captured(lines: list[str]) -> Iterator[None]:
-    """What C code writes to file descriptor 2 meanwhile (libjpeg prints its warnings there), as ``lines``.
-
-    File descriptors belong to the process, so captures take turns (a lock); anything that is not a
-    libjpeg warning (another thread's output) is written on to the real stderr afterwards.
-    """
-    with _STDERR_LOCK, _sink() as sink:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            os.dup2(sink.fileno(), 2)
+    """libjpeg's warnings (it prints them to file descriptor 2) meanwhile, as ``lines``; anything else that
+    reached fd 2 (another thread's output) is written on to the real stderr afterwards."""
+    captured: list[str] = []
+    try:
+        with native_stderr_captured(captured):
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        text = sink.read().decode("utf-8", "replace")
-    ours = [line for line in text.splitlines() if "JPEG" in line]
-    lines.extend(ours)
-    others = "".join(line + "\n" for line in text.splitlines() if line not in ours)
-    if others:
-        sys.stderr.write(others)
-
-
-def _sink():
-    """An anonymous file: in memory where the OS offers one."""
-    if hasattr(os, "memfd_create"):
-        return os.fdopen(os.memfd_create("edgefer-stderr"), "w+b")
-    return tempfile.TemporaryFile()
+    finally:
+        lines.extend(line.rstrip("\n") for line in captured if "JPEG" in line)
+        write_back(line for line in captured if "JPEG" not in line)
 
 
 def read_header(data: bytes, name: str = "<bytes>") -> ImageHeader:

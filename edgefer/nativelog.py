@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 #: Lines known to be noise: cpuinfo's complaints about /proc and /sys it cannot parse, ONNX Runtime's about
 #: cpuinfo (seen under qemu-user on aarch64: the CPU vendor unknown, cpuinfo_initialize failed), and OpenVINO's
@@ -29,41 +29,66 @@ _LOCK = threading.RLock()  # fd 2 is process-wide: one capture at a time, nested
 
 
 @contextlib.contextmanager
-def native_stderr_filtered(noise: re.Pattern[str] = CPUINFO_NOISE) -> Iterator[None]:
-    """Capture fd 2 meanwhile; afterwards write back every captured line that ``noise`` does not match."""
+def native_stderr_captured(lines: list[str]) -> Iterator[None]:
+    """What C code writes to file descriptor 2 meanwhile, appended to ``lines`` (each with its newline).
+    fd 2 belongs to the process: captures take turns (one lock for every redirection here), nested ones
+    inside the outer one."""
     with _LOCK:
         sys.stderr.flush()
         saved = os.dup(2)
-        with tempfile.TemporaryFile() as capture:
-            os.dup2(capture.fileno(), 2)
+        with _sink() as sink:
+            os.dup2(sink.fileno(), 2)
             try:
                 yield
             finally:
                 sys.stderr.flush()
                 os.dup2(saved, 2)
                 os.close(saved)
-                capture.seek(0)
-                text = capture.read().decode("utf-8", errors="replace")
-                kept = "".join(line for line in text.splitlines(keepends=True) if not noise.match(line))
-                if kept:
-                    sys.stderr.write(kept)
-                    sys.stderr.flush()
+                sink.seek(0)
+                lines.extend(sink.read().decode("utf-8", errors="replace").splitlines(keepends=True))
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise: re.Pattern[str] = CPUINFO_NOISE) -> Iterator[None]:
+    """Capture fd 2 meanwhile; afterwards write back every captured line that ``noise`` does not match."""
+    lines: list[str] = []
+    try:
+        with native_stderr_captured(lines):
+            yield
+    finally:
+        write_back(line for line in lines if not noise.match(line))
+
+
+def write_back(lines: Iterable[str]) -> None:
+    """Captured lines that were not ours to swallow, on to the real stderr."""
+    kept = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    if kept:
+        sys.stderr.write(kept)
+        sys.stderr.flush()
+
+
+def _sink():
+    """An anonymous file: in memory where the OS offers one."""
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("edgefer-stderr"), "w+b")
+    return tempfile.TemporaryFile()
 
 
 @contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
     """Send what C libraries print straight to file descriptor 2 (libpng's "libpng error: ...", FFmpeg's
     "moov atom not found") to /dev/null meanwhile: edgefer's own one-line error says what went wrong."""
-    try:
-        sys.stderr.flush()
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:  # no file descriptor 2 to redirect
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with _LOCK:
+        try:
+            sys.stderr.flush()
+            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        except OSError:  # no file descriptor 2 to redirect
+            yield
+            return
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)

@@ -184,6 +184,14 @@ def face_region(image: np.ndarray, box: Box | None) -> np.ndarray:
     return image[max(y, 0):y + h, max(x, 0):x + w]
 
 
+def training_windows(image: np.ndarray, detector: FaceDetector | None, size: int = 84) -> tuple[np.ndarray, bool]:
+    """The authors' 8 training windows (AUTHORS_OFFSETS) of the first face ``detector`` finds in ``image``, or
+    of the whole image when it finds none (or there is no detector): (8, size, size) uint8, and whether a
+    face was found."""
+    boxes = detector.detect(image) if detector is not None else []
+    return authors_crops(face_region(image, boxes[0] if boxes else None), AUTHORS_OFFSETS, size), bool(boxes)
+
+
 def crop_face(image: np.ndarray, box: Box | None, size: int = 84) -> np.ndarray:
     """The authors' inference crop of one face (or of the whole image when box is None): size x size float32 gray."""
     return authors_crops(face_region(image, box), size=size)[0].astype(np.float32)
@@ -258,13 +266,8 @@ def faces_to_batch(image: np.ndarray, detector: FaceDetector | None, size: int =
 def crops_to_batch(crops: np.ndarray, size: int = 84) -> np.ndarray:
     """Ready face crops -> contiguous float32 (N, 1, S, S); accepts (S,S), (N,S,S), (N,S,S,1), (N,1,S,S).
 
-    This is the hot path of ``Recognizer.classify``: float32 input costs one sum and a reshape.
+    float32 input costs one sum and a reshape (``Recognizer.classify`` checks one ready crop inline).
     """
-    if type(crops) is np.ndarray and crops.dtype == np.float32 and crops.shape == (size, size):
-        if not _finite_sum(crops):  # the fast path: one ready float32 crop
-            raise InvalidFrameError("face crops hold NaN or infinite values")
-        return crops.reshape(1, 1, size, size) if crops.flags.c_contiguous else \
-            np.ascontiguousarray(crops).reshape(1, 1, size, size)
     if not isinstance(crops, np.ndarray):
         raise InvalidFrameError(f"face crops must be a numpy array, got {type(crops).__name__}")
     shape = crops.shape

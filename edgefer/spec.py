@@ -60,6 +60,11 @@ AUTHORS_PREPROCESSING = authors_preprocessing()
 
 METADATA_KEY = "edgefer.spec"
 
+#: The torch seed of a family member's random initialisation (`edgefer convert p12-s`), and the spec source
+#: its artifacts name (the bench rebuilds such a file's PyTorch reference from it).
+RANDOM_SEED = 0
+RANDOM_SOURCE = f"random initialisation (torch seed {RANDOM_SEED})"
+
 #: Bounds on an untrusted spec: its JSON text, nesting, labels, sizes and strings.
 MAX_SPEC_BYTES = 64 * 1024
 MAX_SPEC_DEPTH = 8

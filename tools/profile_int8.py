@@ -37,13 +37,10 @@ VARIANTS = {  # name -> quantize_static keyword arguments
 def faces() -> np.ndarray:
     """Real face crops (N, 1, 84, 84): the bundled face's 16 validation crops and the astronaut's 16."""
     from edgefer.convert.calibration import builtin_validation_crops
-    from edgefer.preprocess import AUTHORS_OFFSETS, authors_crops, face_region, opencv, read_image
+    from edgefer.preprocess import FaceDetector, read_image, training_windows
 
-    cv2 = opencv()
-    image = read_image(REPO_ROOT / "tests" / "fixtures" / "astronaut.png")
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    box = tuple(int(v) for v in cascade.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), 1.3, 5)[0])
-    astronaut = authors_crops(face_region(image, box), AUTHORS_OFFSETS).astype(np.float32)[:, None]
+    windows, _ = training_windows(read_image(REPO_ROOT / "tests" / "fixtures" / "astronaut.png"), FaceDetector())
+    astronaut = windows.astype(np.float32)[:, None]
     return np.concatenate([builtin_validation_crops(), astronaut, astronaut[..., ::-1]])
 
 

@@ -32,7 +32,7 @@ import make_authors_reference as authors  # noqa: E402  (sets TF's thread and lo
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from edgefer.sysinfo import cpu_name  # noqa: E402
+from edgefer.sysinfo import cpu_features, cpu_name  # noqa: E402
 
 ONNX = REPO_ROOT / "edgefer" / "models" / "microexpnet-{key}.onnx"
 SCHEMA = "edgefer.authors-timing/1"
@@ -90,16 +90,6 @@ def edgefer_call(key: str, batch: np.ndarray, threads: int, backend: str, precis
     return (lambda: recognizer.classify(batch)), label
 
 
-def cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            line = next(line for line in handle if line.startswith(("flags", "Features")))
-    except (OSError, StopIteration):
-        return []
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
-    return [f for f in line.split(":", 1)[1].split() if f in wanted]
-
-
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime
 
@@ -142,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print(text + f" (medians of {args.blocks} alternating blocks)")
     if args.json:
         cpu = cpu_name()
-        data = {"schema": SCHEMA, "cpu": cpu, "cpu_flags": cpu_flags(), "host": platform.node(),
+        data = {"schema": SCHEMA, "cpu": cpu, "cpu_flags": cpu_features(), "host": platform.node(),
                 "tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__,
                 "tf_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
                 "method": f"medians of {args.blocks} alternating blocks per contender, one process", "results": rows}

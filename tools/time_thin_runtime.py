@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer import Recognizer
-from edgefer.sysinfo import cpu_flags, cpu_name
+from edgefer.sysinfo import cpu_features, cpu_name
 from edgefer.zoo import PRETRAINED
 
 ONNX = PRETRAINED["microexpnet-ck"].onnx
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         clock = time.thread_time_ns if args.clock == "thread" else time.perf_counter_ns
         medians = alternating_blocks(contenders, args.blocks, args.calls, clock)
     bases = {"Recognizer": "bare InferenceSession.run", "Recognizer(IR)": "bare OpenVINO request, input set once"}
-    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")) or f in ("avx2", "avx_vnni"))
-    print(f"{cpu_name()} ({', '.join(flags)}); MicroExpNet batch 1, 1 thread; median of {args.blocks} "
+    print(f"{cpu_name()} ({', '.join(cpu_features())}); MicroExpNet batch 1, 1 thread; median of {args.blocks} "
           f"alternating blocks of {args.calls} calls, {args.clock} clock")
     ratios = {}
     for name, us in medians.items():

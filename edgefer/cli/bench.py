@@ -103,9 +103,8 @@ def bench(
         warn(busy)
     report = Report.of([result])
     if result.machine.emulated:
-        typer.echo(f"edgefer: warning: this machine is emulated ({result.machine.emulation}): the timings say "
-                   "nothing about a real device's speed (the JSON records it; edgefer report keeps it apart)",
-                   err=True)
+        warn(f"this machine is emulated ({result.machine.emulation}): the timings say nothing about a real "
+             "device's speed (the JSON records it; edgefer report keeps it apart)")
     for table in report.tables[1:]:  # the machines table is for reports of several machines
         typer.echo(render_markdown(table))
     if any(not r.frame for r in result.records):  # a --frames-only run times detectors, not models

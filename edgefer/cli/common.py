@@ -16,7 +16,7 @@ from edgefer.errors import BackendUnavailable, InputError
 from edgefer.textsafe import printable
 
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = interrupt.EXIT_INTERRUPTED
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from edgefer.errors import BackendUnavailable, FallbackRefused, ModelError, one_
 from edgefer.nativelog import native_stderr_filtered
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
-from edgefer.sysinfo import cpu_flags
+from edgefer.sysinfo import INT8_DOT_FLAGS, cpu_flags
 
 #: Batches up to this size run through per-thread preallocated I/O bindings; larger ones through
 #: ``session.run`` (whose input is used in place, where a copy into a bound buffer would cost more).
@@ -199,7 +199,7 @@ def _int8_kernels_saturate() -> bool:
     if choice in ("fused", "emulated"):
         return choice == "emulated"
     flags = cpu_flags()
-    return "avx2" in flags and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+    return "avx2" in flags and not flags & INT8_DOT_FLAGS
 
 
 def _session(ort, path, options, providers: list):

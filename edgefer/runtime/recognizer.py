@@ -102,9 +102,8 @@ class Recognizer:
         self._stream_detector = self.detector if detector is not None else None
         self._threads = threads
         self.max_pixels = max_pixels
-        size = self.spec.input_size  # classify's hot path: one ready (S, S) float32 crop, one-channel models
-        self._crop_shape = (size, size) if self.spec.channels == 1 else None
-        self._one_crop = (1, 1, size, size)
+        size = self.spec.input_size  # classify's hot path: one ready (S, S) float32 crop
+        self._crop_shape, self._one_crop = (size, size), (1, 1, size, size)
         self._crop_ones = np.ones(size * size, np.float32)
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
@@ -119,13 +118,13 @@ class Recognizer:
             if not math.isfinite(float(np.dot(crops.reshape(-1), self._crop_ones))):
                 raise InvalidFrameError("face crops hold NaN or infinite values")
             return self._probabilities(self.backend.run_checked(crops.reshape(self._one_crop)))
-        pixels = crops_to_batch(crops, self.spec.input_size)
+        pixels = crops_to_batch(crops, self.spec.input_size)  # (N, 1, S, S) float32, contiguous, finite
         if len(pixels) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         if len(pixels) <= CLASSIFY_CHUNK:
-            logits = self.backend.run(pixels)
+            logits = self.backend.run_checked(pixels)
         else:
-            logits = np.concatenate([self.backend.run(pixels[start:start + CLASSIFY_CHUNK])
+            logits = np.concatenate([self.backend.run_checked(pixels[start:start + CLASSIFY_CHUNK])
                                      for start in range(0, len(pixels), CLASSIFY_CHUNK)])
         return self._probabilities(logits)
 

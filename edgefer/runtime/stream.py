@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgefer.detect.base import iou
 from edgefer.errors import InputError
 from edgefer.preprocess import Box, SkippedBox, clip_box
 
@@ -61,7 +62,7 @@ class Tracker:
     def update(self, boxes: list[Box], index: int) -> list[tuple[int, Box]]:
         """Match the boxes detected at frame ``index``; (id, box) for each box, in the boxes' order."""
         predicted = [t.at(index) for t in self.tracks]
-        pairs = sorted(((_iou(p, np.asarray(b, float)), ti, bi) for ti, p in enumerate(predicted)
+        pairs = sorted(((float(iou(p, b)), ti, bi) for ti, p in enumerate(predicted)
                         for bi, b in enumerate(boxes)), reverse=True)
         track_of: dict[int, _Track] = {}
         used: set[int] = set()
@@ -94,15 +95,6 @@ class Tracker:
     def predict(self, index: int) -> list[tuple[int, Box]]:
         """(id, box) of every live track at frame ``index`` (tracks missed at the last detection are hidden)."""
         return [(t.id, tuple(int(round(v)) for v in t.at(index))) for t in self.tracks if t.missed == 0]
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
 
 
 class FaceStream:

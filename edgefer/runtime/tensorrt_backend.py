@@ -250,8 +250,6 @@ class TensorRtBackend(Backend):
         self._pools: dict[tuple[int, int, int], WorkerPool[_Worker]] = {}
         self._free_profiles: dict[tuple[int, int, int], list[int]] = {}
         self._profile_lock = threading.Lock()
-        self._close_lock = threading.Lock()
-        self._closed = False
         self._runtime = self._engine = None
         self._cuda_context = primary_context(cuda, index)
         try:
@@ -286,13 +284,9 @@ class TensorRtBackend(Backend):
         self.check_input(pixels)
         return self._infer(pixels)
 
-    def close(self) -> None:
-        """Refuse new calls, wait for those in flight, then free every worker's buffers, the engine and the
-        runtime. Safe to call twice, from any thread; leaves no CUDA context pushed on the calling thread."""
-        with self._close_lock:  # test-and-set: a second close() returns at once
-            if self._closed:
-                return
-            self._closed = True
+    def _release(self) -> None:
+        """(close) Refuse new calls, wait for those in flight, then free every worker's buffers, the engine
+        and the runtime; leaves no CUDA context pushed on the calling thread."""
         handed = [pool.close() or [] for pool in self._pools.values()]  # each waits for its calls in flight
         with self._pushed():
             for workers in handed:
@@ -330,8 +324,7 @@ class TensorRtBackend(Backend):
             self._free_profiles[shape].append(profile)
 
     def _infer(self, pixels: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        self.check_open()
-        self._check(pixels)
+        check_batch(self._io.batch, len(pixels), self.path)
         pool = self._pools[self._io.profiles[pick_profile(self._io.profiles, len(pixels))]]
         with self._pushed():
             worker = pool.borrow()  # PoolClosed (a BackendClosed) once close() has begun
@@ -375,14 +368,6 @@ class TensorRtBackend(Backend):
         logits = host_out.astype(np.float32, copy=True)
         return logits, copied.time_since(start), computed.time_since(copied), done.time_since(computed)
 
-    def _check(self, pixels: np.ndarray) -> None:
-        if self._closed:
-            self._raise_closed()
-        shape = getattr(pixels, "shape", None)
-        if not isinstance(pixels, np.ndarray) or pixels.ndim != 4 or shape[1:] != self._io.sample_shape:
-            raise InputError(f"expected pixels shaped (N, {', '.join(map(str, self._io.sample_shape))}), "
-                             f"got {shape}")
-        check_batch(self._io.batch, len(pixels), self.path)
 
 
 def pick_profile(profiles: tuple[tuple[int, int, int], ...], batch: int) -> int:

@@ -14,27 +14,18 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 typer = pytest.importorskip("typer")
 
-from typer.testing import CliRunner  # noqa: E402
+from bench_cli import cli  # noqa: E402
 
 from edgefer.bench.harness import TimingPlan, measure, summarize  # noqa: E402
 from edgefer.bench.plan import BenchRequest  # noqa: E402
 from edgefer.bench.records import read_result  # noqa: E402
 from edgefer.bench.report import Report  # noqa: E402
 from edgefer.bench.run import run_bench  # noqa: E402
-from edgefer.cli.bench import bench  # noqa: E402
-from edgefer.cli.report import report  # noqa: E402
 from edgefer.spec import LABELS  # noqa: E402
 
 QUICK = TimingPlan(warmup_iters=3, warmup_seconds=0.02, min_iters=20, min_seconds=0.1, max_seconds=1.0)
 REQUIRED = ("model", "backend", "precision", "batch", "threads", "params", "size_mb", "status", "latency_ms",
             "throughput_ips", "parity")
-
-
-def cli(*args) -> object:
-    app = typer.Typer()
-    app.command()(bench)
-    app.command()(report)
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def busy(n: int = 2000) -> int:

@@ -100,7 +100,7 @@ def check_split_against_the_call(runner, pixels: np.ndarray) -> None:
 def test_torch_cuda_runner_matches_cpu_in_ieee_fp32(backend, restore_fp32_math):
     runner = TorchCudaRunner(BY_NAME[backend], MODEL, "fp32", threads=1)
     try:
-        assert runner.extra["fp32_math"] == "ieee" and runner.extra["mode"] == BY_NAME[backend].mode
+        assert runner.extra["fp32_math"] == "ieee" and runner.extra["cuda_mode"] == BY_NAME[backend].mode
         pixels = crops(17, seed=3)
         np.testing.assert_allclose(runner.infer(pixels), cpu_logits(pixels), rtol=0, atol=1e-4)
         call = runner.bind(pixels)  # in graph mode: the captured graph, replayed

@@ -20,7 +20,6 @@ def test_predict_json(edgefer, astronaut_path, reference):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_min_face_sets_the_fast_haars_smallest_face(edgefer, astronaut_path, reference):
     """--min-face 0 makes haar search every size: the authors' box; too large a minimum finds no face."""
     every = json.loads(edgefer("predict", "--json", "--detector", "haar", "--min-face", "0", astronaut_path).stdout)

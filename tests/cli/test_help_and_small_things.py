@@ -45,8 +45,6 @@ def test_an_unknown_backend_is_refused_before_any_progress_bar():
 
 def test_progress_bars_show_time_elapsed_and_left(capsys, monkeypatch):
     """Every long command's bars (training epochs among them) show the count, time elapsed and time left."""
-    import re
-
     from edgefer.cli.common import ProgressBars
 
     monkeypatch.setenv("COLUMNS", "160")

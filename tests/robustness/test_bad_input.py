@@ -16,6 +16,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from hostile import encode, png_chunk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -194,16 +195,6 @@ def test_clip_box_keeps_inside_boxes():
 
 
 # --- image files -----------------------------------------------------------------------------------
-
-def encode(image: np.ndarray, ext: str, *params: int) -> bytes:
-    ok, data = cv2.imencode(ext, image, list(params))
-    assert ok
-    return data.tobytes()
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
 
 def png_bomb(side: int = 30_000) -> bytes:
     """A valid side x side 8-bit gray PNG of zeros (900 MP, 0.9 MB): the deflate stream of 1,000 rows,

@@ -17,21 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import RunsCode, save_external_model
 
 from edgefer.errors import ModelError, UnsafeModelError
 from edgefer.runtime.loader import open_backend
-from edgefer.zoo import pretrained
-
-
-class RunsCode:
-    """Unpickling this would run ``touch SENTINEL``."""
-
-    def __init__(self, sentinel: Path):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.sentinel}",)
-
 
 # --- 10: a pickle naming code, whatever else is wrong ------------------------------------------------
 
@@ -91,13 +80,8 @@ def test_garbage_that_is_no_pickle_is_still_exit_2(tmp_path):
 
 @pytest.fixture
 def external_model(tmp_path) -> Path:
-    onnx = pytest.importorskip("onnx")
-    folder = tmp_path / "model"
-    folder.mkdir()
-    proto = onnx.load(str(pretrained("microexpnet-ck").onnx))
-    onnx.save_model(proto, str(folder / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=256)
-    return folder / "model.onnx"
+    pytest.importorskip("onnx")
+    return save_external_model(tmp_path / "model")
 
 
 def test_external_data_as_a_hard_link_to_a_file_outside_is_refused(external_model, tmp_path):

@@ -14,22 +14,15 @@ import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from hostile import encode, png_chunk
 
 from edgefer.errors import InputError
 from edgefer.imagefile import MAX_BYTES_ENV, OPENCV_PIXELS_ENV, decode_image, read_header, read_image
-
-
-def encode(image: np.ndarray, ext: str, *params: int) -> bytes:
-    ok, data = cv2.imencode(ext, image, list(params))
-    assert ok
-    return data.tobytes()
-
 
 # --- TIFF written by hand: one 8-bit gray strip per page -------------------------------------------
 
@@ -115,10 +108,6 @@ def test_jpeg_with_two_frame_headers_is_refused(astronaut_bgr, second_first):
     forged = jpeg[:offset] + (huge + sof if second_first else sof + huge) + jpeg[offset + 2 + length:]
     with pytest.raises(InputError, match="ambiguous JPEG header.*second frame header"):
         decode_image(forged)
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:

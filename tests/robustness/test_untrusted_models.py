@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import RunsCode, save_external_model
 
 from edgefer.errors import BackendUnavailable, ModelError, UnsafeModelError
 from edgefer.runtime import open_backend
@@ -110,13 +111,8 @@ def test_lfs_pointer_on_the_cli_exits_2_and_writes_nothing(edgefer, tmp_path):
 @pytest.fixture(scope="module")
 def external_model(tmp_path_factory) -> Path:
     """The bundled CK+ model with its weights in an external file beside it (as large exports have)."""
-    onnx = pytest.importorskip("onnx")
-    folder = tmp_path_factory.mktemp("external") / "model"
-    folder.mkdir()
-    proto = onnx.load(str(pretrained("microexpnet-ck").onnx))
-    onnx.save_model(proto, str(folder / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="weights.bin", size_threshold=256)  # shape tensors stay inline for ORT
-    return folder / "model.onnx"
+    pytest.importorskip("onnx")
+    return save_external_model(tmp_path_factory.mktemp("external") / "model")
 
 
 def _with_location(model: Path, folder: Path, location: str) -> Path:
@@ -182,16 +178,6 @@ def test_escaping_external_data_on_the_cli_and_before_tensorrt(edgefer, external
 
 
 # --- cases 4 and 5: pickles -------------------------------------------------------------------------
-
-class RunsCode:
-    """Unpickling this creates the file ``sentinel``: what a malicious checkpoint does."""
-
-    def __init__(self, sentinel: Path):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.sentinel}",)
-
 
 class CustomConfig:
     """A harmless class that is simply not on torch's weights-only allowlist."""

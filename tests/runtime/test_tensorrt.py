@@ -339,20 +339,8 @@ def test_run_timed_split_adds_up_to_the_call(engines):
     h2d_ms, compute_ms, d2h_ms = np.median(np.asarray(splits), axis=0)
     wall = float(np.median(walls))
     assert min(h2d_ms, compute_ms, d2h_ms) > 0
-    assert h2d_ms + compute_ms <= h2d_ms + compute_ms + d2h_ms <= 1.10 * wall + 0.05, (h2d_ms, compute_ms, wall)
+    assert h2d_ms + compute_ms + d2h_ms <= 1.10 * wall + 0.05, (h2d_ms, compute_ms, wall)
     assert h2d_ms + compute_ms + d2h_ms >= 0.1 * wall, (h2d_ms, compute_ms, d2h_ms, wall)
-
-
-@pytest.mark.gpu
-def test_use_after_close_is_refused_and_close_twice_is_harmless(engines):
-    from edgefer.errors import BackendClosed
-
-    backend = TensorRtBackend(engines["fp32"])
-    backend.run(pixels(1))
-    backend.close()
-    backend.close()
-    with pytest.raises(BackendClosed, match="closed"):
-        backend.run(pixels(1))
 
 
 @pytest.mark.gpu

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from edgefer.preprocess import AUTHORS_OFFSETS, FaceDetector, authors_crops, face_region, read_image
+from edgefer.preprocess import AUTHORS_OFFSETS, FaceDetector, read_image, training_windows
 
 #: Bump when the output of this module changes: cached crops of another version are not reused.
 #: 2: gray conversion after the resizes, as at inference (changes colour images only).
@@ -25,7 +25,4 @@ __all__ = ["AUTHORS_OFFSETS", "PREPROCESS_VERSION", "training_crops"]
 
 def training_crops(path: str | os.PathLike, detector: FaceDetector | None, size: int = 84) -> tuple[np.ndarray, bool]:
     """An image file -> its 8 training crops (8, size, size) uint8, and whether a face was detected."""
-    image = read_image(path)
-    boxes = detector.detect(image) if detector is not None else []
-    face = face_region(image, boxes[0] if boxes else None)
-    return authors_crops(face, AUTHORS_OFFSETS, size), bool(boxes)
+    return training_windows(read_image(path), detector, size)

@@ -50,25 +50,17 @@ def fc1_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 def dead_units(model: nn.Module, data: TrainData, prepare: Prepare, batch_size: int = 256) -> float:
     """The share of fc1 units that are <= 0 on every item of ``data``."""
-    alive = None
-    for i in range(0, len(data), batch_size):
-        batch = (fc1_preactivations(model, prepare(data.inputs[i:i + batch_size])) > 0).any(0)
-        alive = batch if alive is None else alive | batch
-    return 1.0 - float(alive.float().mean())
+    return 1.0 - float(_logits_and_alive(model, data, prepare, batch_size)[1].float().mean())
 
 
 def diagnose(model: nn.Module, data: TrainData, prepare: Prepare, logits: torch.Tensor | None = None,
              batch_size: int = 256) -> Diagnosis:
     """Is the model collapsed on its training set? ``logits``: its training-set logits, if computed already."""
-    if logits is None:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            logits = torch.cat([model(prepare(data.inputs[i:i + batch_size])) for i in range(0, len(data), batch_size)])
-        model.train(was_training)
+    computed, alive = _logits_and_alive(model, data, prepare, batch_size)  # one pass over the training set
+    logits = computed if logits is None else logits
     counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
     share, top = float(counts.max()) / max(len(logits), 1), int(counts.argmax())
-    dead = dead_units(model, data, prepare, batch_size)
+    dead = 1.0 - float(alive.float().mean())
     reasons = []
     if dead == 1.0:
         reasons.append(f"all {model.fc1.out_features} fc1 units dead")
@@ -76,3 +68,21 @@ def diagnose(model: nn.Module, data: TrainData, prepare: Prepare, logits: torch.
         label = LABELS[top] if logits.shape[1] == len(LABELS) else f"class {top}"
         reasons.append(f"{share:.1%} of the training crops predicted as {label}")
     return Diagnosis(bool(reasons), share, top, dead, model.fc1.out_features, "; ".join(reasons) or None)
+
+
+def _logits_and_alive(model: nn.Module, data: TrainData, prepare: Prepare,
+                      batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of ``data`` in eval mode and, from the same forward pass, which fc1 units are > 0 on some
+    item."""
+    alive: list[torch.Tensor] = []
+    handle = model.fc1.register_forward_hook(lambda module, args, output: alive.append((output > 0).any(0)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = torch.cat([model(prepare(data.inputs[i:i + batch_size]))
+                                for i in range(0, len(data), batch_size)])
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return logits, torch.stack(alive).any(0)

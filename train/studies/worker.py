@@ -4,8 +4,8 @@ JOB.json holds the run's settings as ``run_to_dict`` wrote them (edgefer.train.f
 thread count: ``{"run": {...}, "threads": N}``. The study writes it into the run folder and starts this
 module there or on a Ray worker; renaming a CLI option cannot break it. Output (one line per epoch, then
 the result) goes to stdout, which the study sends to RUN/train.log. Exit codes are the CLI's: 0 done, 2-5
-an edgefer error (its message is the last line), 130 interrupted (the run resumes from its checkpoint), 1 a
-bug (its traceback is above).
+an edgefer error (its message is the last line), 130 interrupted or 143 terminated (the run resumes from
+its checkpoint), 1 a bug (its traceback is above).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefer import interrupt
 from edgefer.errors import EdgeferError
 from edgefer.fileio import atomic_write_text
+from edgefer.train.fit.loop import Hooks
 from edgefer.train.fit.settings import RunSettings, StudentRun, run_from_dict, run_to_dict
-
-EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,11 @@ def read_job(path: str | os.PathLike) -> RunJob:
     return RunJob(run_from_dict(data["run"]), int(data["threads"]))
 
 
-class _LogHooks:
+class _LogHooks(Hooks):
     """One line per epoch on stdout (the run's train.log)."""
 
     def on_start(self, first_epoch: int, epochs: int, steps_per_epoch: int) -> None:
         print(f"epochs {first_epoch + 1}..{epochs}, {steps_per_epoch} steps each", flush=True)
-
-    def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None:
-        pass
 
     def on_epoch(self, record: dict) -> None:
         tested = f" test accuracy {record['test_accuracy']:.2%}" if "test_accuracy" in record else ""
@@ -66,6 +63,7 @@ def train_job(job: RunJob) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    interrupt.raise_on_sigterm()  # a stopped study's SIGTERM checkpoints like Ctrl-C, then exit 143
     try:
         metrics = train_job(read_job(argv[0]))
     except EdgeferError as err:
@@ -73,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print("edgefer: interrupted: the run resumes from its checkpoint", flush=True)
-        return EXIT_INTERRUPTED
+        return interrupt.exit_code()
     print(f"{metrics['model']} fold {metrics['fold']}: test accuracy {metrics['test_accuracy']:.2%} per crop, "
           f"{metrics['test_accuracy_image']:.2%} per image after {metrics['epochs']} epochs", flush=True)
     return 0
