@@ -59,6 +59,12 @@ class Backend(abc.ABC):
             self._raise_closed()
         return self._run(pixels)
 
+    def run_one(self, crop: np.ndarray) -> list[float]:
+        """The logits of one crop, as floats: the batch-1 latency path. ``crop`` is a C-contiguous float32
+        array shaped ``spec.input_size`` squared (one channel) or ``(1, *spec.input_shape)``, checked by
+        the caller the way :meth:`run` checks a batch; BackendClosed after :meth:`close`."""
+        return self.run_checked(crop.reshape(1, *self._sample_shape))[0].tolist()
+
     @abc.abstractmethod
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         """The runtime's own call, on a batch :meth:`run` has checked."""
@@ -106,6 +112,33 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BoundBatches:
+    """For a :class:`Backend` whose small batches run on buffers bound to the runtime once, per thread and
+    batch size: ``_bound(batch)`` makes this thread's ``(run, pixels, logits)``, where ``run()`` computes
+    ``logits`` from ``pixels`` in place. A call is then one copy in, the runtime, one copy out: no feed
+    dict, no allocation, no result wrapping. ``_local`` is a ``threading.local``; ``_bind`` False
+    turns the bound path off (e.g. a GPU session)."""
+
+    BOUND_BATCH_MAX = 8
+    _bind = True
+
+    def _run_bound(self, pixels: np.ndarray) -> np.ndarray:
+        run, bound_pixels, logits = self._local.__dict__.get(len(pixels)) or self._bound(len(pixels))
+        np.copyto(bound_pixels, pixels)
+        run()
+        return logits.copy()
+
+    def run_one(self, crop: np.ndarray) -> list[float]:
+        if not self._bind:
+            return Backend.run_one(self, crop)
+        if self._closed:
+            self._raise_closed()
+        run, pixels, logits = self._local.__dict__.get(1) or self._bound(1)
+        np.copyto(pixels, crop)  # (S, S) broadcasts into (1, 1, S, S)
+        run()
+        return logits[0].tolist()
 
 
 #: A tensor's dimensions as the graph declares them; None where a dimension is dynamic.

@@ -12,6 +12,7 @@ output and wraps it) and keeps ``Recognizer.classify`` within a few microseconds
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -21,13 +22,9 @@ import numpy as np
 
 from edgefer.errors import BackendUnavailable, FallbackRefused, ModelError, one_line
 from edgefer.nativelog import native_stderr_filtered
-from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
+from edgefer.runtime.base import Backend, BoundBatches, GraphIO, check_graph, check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
 from edgefer.sysinfo import INT8_DOT_FLAGS, cpu_flags
-
-#: Batches up to this size run through per-thread preallocated I/O bindings; larger ones through
-#: ``session.run`` (whose input is used in place, where a copy into a bound buffer would cost more).
-BOUND_BATCH_MAX = 8
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -92,7 +89,10 @@ def graph_io(session) -> GraphIO:
                    {o.name: dims(o.shape) for o in session.get_outputs()})
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(BoundBatches, Backend):
+    """Batches up to ``BOUND_BATCH_MAX`` run through per-thread preallocated I/O bindings; larger ones through
+    ``session.run`` (whose input is used in place, where a copy into a bound buffer would cost more)."""
+
     name = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None,
@@ -144,11 +144,8 @@ class OnnxRuntimeBackend(Backend):
         session = self.session
         if session is None:  # closed by another thread meanwhile
             self._raise_closed()
-        if self._bind and 0 < len(pixels) <= BOUND_BATCH_MAX:
-            binding, bound_pixels, logits = self._local.__dict__.get(len(pixels)) or self._bound(len(pixels))
-            np.copyto(bound_pixels, pixels)
-            session.run_with_iobinding(binding)
-            return logits.copy()
+        if self._bind and 0 < len(pixels) <= self.BOUND_BATCH_MAX:
+            return self._run_bound(pixels)
         return session.run(self._outputs, {self.spec.input_name: pixels})[0]
 
     def _release(self) -> None:
@@ -156,14 +153,15 @@ class OnnxRuntimeBackend(Backend):
         self._local = threading.local()  # drops every thread's bindings with it
 
     def _bound(self, batch: int) -> tuple:
-        """This thread's (binding, input buffer, output buffer) for ``batch`` images, made on first use."""
+        """This thread's (run, input buffer, output buffer) for ``batch`` images, made on first use."""
         ort = _ort()
         pixels = np.empty((batch, *self.spec.input_shape), np.float32)
         logits = np.empty((batch, self._classes), np.float32)
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(self.spec.input_name, ort.OrtValue.ortvalue_from_numpy(pixels))
         binding.bind_ortvalue_output(self.spec.output_name, ort.OrtValue.ortvalue_from_numpy(logits))
-        bound = self._local.__dict__[batch] = (binding, pixels, logits)
+        run = functools.partial(self.session.run_with_iobinding, binding)
+        bound = self._local.__dict__[batch] = (run, pixels, logits)
         return bound
 
     def _check_providers(self, path, device: str, wanted: list[str], allow_fallback: bool) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from edgefer import trust
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.nativelog import native_stderr_filtered
-from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
+from edgefer.runtime.base import Backend, BoundBatches, GraphIO, check_graph, check_model_file
 from edgefer.spec import ModelSpec
 
 LOG = logging.getLogger(__name__)
@@ -39,9 +39,6 @@ PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 _DATA_LAYERS = {"Input", "Output", "Const", "Reorder", "Reshape", "Transpose"}
 
 PERFORMANCE_HINTS = ("latency", "throughput")
-
-#: Batches up to this size reuse a per-thread request whose input tensor is set once (see ``_bound``).
-BOUND_BATCH_MAX = 8
 
 
 def _ov():
@@ -68,7 +65,10 @@ def read_openvino_spec(model) -> ModelSpec | None:
     return ModelSpec.from_json(model.get_rt_info(RT_INFO_PATH).astype(str))
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(BoundBatches, Backend):
+    """Batches up to ``BOUND_BATCH_MAX`` reuse a per-thread request whose input and output tensors are set
+    once (see ``_bound``); larger ones pass their pixels to a per-thread request as they are."""
+
     name = "openvino"
 
     def __init__(self, path: str | os.PathLike, *, spec: ModelSpec | None = None, threads: int | None = None,
@@ -98,11 +98,8 @@ class OpenVinoBackend(Backend):
         self._local = threading.local()
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
-        if 0 < len(pixels) <= BOUND_BATCH_MAX:
-            infer, bound_pixels, bound_logits = self._local.__dict__.get(len(pixels)) or self._bound(len(pixels))
-            np.copyto(bound_pixels, pixels)
-            infer()
-            return bound_logits.copy()
+        if 0 < len(pixels) <= self.BOUND_BATCH_MAX:
+            return self._run_bound(pixels)
         results = self._request().infer({0: pixels}, share_inputs=True, share_outputs=False)
         return results[0]
 

@@ -7,7 +7,9 @@ smoke test. Measure with::
 
 Targets (issue 13, a thinner runtime): ``Recognizer.classify`` on a ready 84x84 crop within 1.10x of a
 bare ``InferenceSession.run``; ``Recognizer(IR).classify`` within 1.15x of a bare OpenVINO infer request
-whose input tensor is set once; the bench harness' ONNX Runtime call within 1.3x of the bare session.
+whose input tensor is set once; the bench harness' ONNX Runtime call within 1.3x of the bare session;
+``Recognizer(IR).classify`` on a batch of 256 crops, 2 threads, at the backend's own throughput (its NaN
+check once took half of it: OpenBLAS threads left spinning after a multithreaded dot).
 Compare the medians within one group of one run; ``tools/time_thin_runtime.py`` times the same
 contenders in alternating blocks, which a shared machine needs.
 Each benchmark also checks that its path computes the numbers of the bare session, so the
@@ -101,3 +103,28 @@ def test_recognizer_classify_crop_openvino(benchmark, microexpnet_ir, crop, bare
     probs = benchmark(recognizer.classify, crop)
     expected = np.exp(bare_logits - bare_logits.max()) / np.exp(bare_logits - bare_logits.max()).sum()
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def crops_256() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (256, 84, 84)).astype(np.float32)
+
+
+@pytest.mark.benchmark(group="microexpnet openvino batch 256, 2 threads")
+def test_openvino_backend_run_256(benchmark, microexpnet_ir, crops_256):
+    from edgefer.runtime import open_backend
+
+    backend = open_backend(microexpnet_ir, threads=2)
+    logits = benchmark(backend.run, crops_256.reshape(256, 1, 84, 84))
+    assert logits.shape == (256, 8) and np.isfinite(logits).all()
+
+
+@pytest.mark.benchmark(group="microexpnet openvino batch 256, 2 threads")
+def test_recognizer_classify_256_openvino(benchmark, microexpnet_ir, crops_256):
+    from edgefer import Recognizer
+    from edgefer.runtime.base import softmax
+
+    recognizer = Recognizer(microexpnet_ir, threads=2)
+    probs = benchmark(recognizer.classify, crops_256)
+    expected = softmax(recognizer.backend.run(crops_256.reshape(256, 1, 84, 84)))
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)

@@ -92,6 +92,8 @@ class BackendContract:
             backend.run(crops[:2])
         with pytest.raises(BackendClosed, match=f"the {self.backend} backend is closed"):
             backend.run_checked(crops[:1])
+        with pytest.raises(BackendClosed, match=f"the {self.backend} backend is closed"):
+            backend.run_one(crops[0, 0])
 
     def test_run_checked_gives_what_run_gives(self, artifact, crops):
         with self.open(artifact) as backend:
@@ -100,6 +102,16 @@ class BackendContract:
             first = backend.run_checked(crops[:1])
             backend.run_checked(crops[1:2])
             np.testing.assert_array_equal(first, backend.run(crops[:1]))  # a result outlives the next call
+
+    def test_run_one_gives_the_row_run_gives(self, artifact, crops):
+        """The latency path: one (S, S) or (1, C, S, S) crop in, its logits as floats out, a fresh list each call."""
+        with self.open(artifact) as backend:
+            rows = [backend.run_one(crop[0]) for crop in crops[:4]]
+            for crop, row in zip(crops[:4], rows, strict=True):
+                assert type(row) is list and len(row) == 8 and all(type(v) is float for v in row)
+                np.testing.assert_array_equal(np.float32(row), backend.run(crop[None])[0])
+                np.testing.assert_array_equal(np.float32(backend.run_one(crop[None])), np.float32(row))
+            assert rows[0] != rows[1]  # nothing shared between calls
 
     def test_a_broken_file_is_a_model_error(self, artifact, tmp_path):
         broken = tmp_path / artifact.name

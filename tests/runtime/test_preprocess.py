@@ -108,3 +108,15 @@ def test_crop_batches_of_every_layout(shape):
 def test_bad_crops_are_refused(bad, match):
     with pytest.raises(InputError, match=match):
         crops_to_batch(bad)
+
+
+@pytest.mark.parametrize("count", [1, 2, 300])  # one dot, and the einsum sum of larger batches
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_bad_pixel_anywhere_in_a_batch_is_refused(count, bad):
+    crops = np.random.default_rng(1).integers(0, 256, (count, 84, 84)).astype(np.float32)
+    crops_to_batch(crops)  # the good batch passes
+    for index in {0, count // 2, count - 1}:
+        spoiled = crops.copy()
+        spoiled[index, 83, 83 - index % 84] = bad
+        with pytest.raises(InputError, match="NaN or infinite"):
+            crops_to_batch(spoiled)
