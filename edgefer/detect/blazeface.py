@@ -139,16 +139,14 @@ def _clipped(x: float, y: float, w: float, h: float, width: int, height: int) ->
 def _open(path: Path, threads: int):
     """An ONNX Runtime session on CPU, its input name, and the (boxes, scores) output names."""
     from edgefer.nativelog import native_stderr_filtered
+    from edgefer.runtime.onnxruntime_backend import session_options
 
     with native_stderr_filtered():  # cpuinfo's noise where /sys is unreadable (qemu, containers)
         import onnxruntime as ort
 
     if not path.is_file():
         raise ModelError(f"{path}: BlazeFace model missing (reinstall edgefer)")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options = session_options(ort, threads)  # its workers stop spinning when a frame's detection returns
     try:
         with native_stderr_filtered():
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -93,3 +93,25 @@ def test_threads_get_their_own_buffers(kind, microexpnet_ir, faces):
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def _stops_spinning(session) -> bool:
+    options = session.get_session_options()
+    try:
+        return options.get_session_config_entry("session.force_spinning_stop") == "1"
+    except RuntimeError:  # not set: ONNX Runtime's default, spinning between runs
+        return False
+
+
+def test_onnxruntime_workers_stop_spinning_when_a_run_returns():
+    """Between runs a spinning worker takes a core from the rest of a frame's work (decoding, detection):
+    edgefer's ONNX Runtime sessions, the classifier's and BlazeFace's, stop them; ``idle_spin`` opts back in."""
+    from edgefer.detect import make_detector
+
+    classifier = open_backend(ONNX, threads=2)
+    assert _stops_spinning(classifier.session)
+    assert _stops_spinning(make_detector("blazeface", threads=2)._session)
+    spinning = open_backend(ONNX, "onnxruntime", threads=2, idle_spin=True)
+    assert not _stops_spinning(spinning.session)
+    crop = np.zeros((1, 1, 84, 84), np.float32)
+    np.testing.assert_array_equal(classifier.run(crop), spinning.run(crop))
