@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer import trust
+from edgefer.artifact import read_spec
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.nativelog import native_stderr_filtered
 from edgefer.runtime.base import Backend, BoundBatches, GraphIO, check_graph, check_model_file
@@ -81,7 +82,7 @@ class OpenVinoBackend(BoundBatches, Backend):
         _ov()
         ov_device = _device(device)
         model = _read_model(path, weights)
-        spec = spec or (_onnx_spec(path) if onnx else _spec_of(model, path))
+        spec = spec or (read_spec(path) if onnx else _spec_of(model, path))
         _check_io(model, spec, path)
         inference = _inference_precision(path, ov_device, spec.precision, precision)
         config = _compile_config(ov_device, inference, threads, performance)
@@ -171,20 +172,6 @@ def _read_model(path: Path, weights: Path | None):
     except RuntimeError as err:
         kind = "ONNX model" if weights is None else "OpenVINO IR"
         raise ModelError(f"{path}: not a loadable {kind} for OpenVINO ({error_reason(err)})") from None
-
-
-def _onnx_spec(path: Path) -> ModelSpec:
-    from edgefer.spec import METADATA_KEY
-    from edgefer.trust import onnx_metadata
-
-    text = onnx_metadata(path).get(METADATA_KEY)
-    if not text:
-        raise ModelError(f"{path}: no edgefer metadata ({METADATA_KEY}) in the ONNX file; "
-                         "export it with 'edgefer convert' or pass spec=")
-    try:
-        return ModelSpec.from_json(text)
-    except (ValueError, TypeError) as err:
-        raise ModelError(f"{path}: broken edgefer metadata ({err})") from None
 
 
 def _spec_of(model, path: Path) -> ModelSpec:
