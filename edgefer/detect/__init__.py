@@ -2,8 +2,8 @@
 
 - ``haar``: the authors' OpenCV cascade (scale 1.3, 5 neighbours), faster by a minimum face size;
 - ``haar-exact``: the same cascade searching every face size (the paper's setting, slowest);
-- ``blazeface`` / ``blazeface-full``: MediaPipe's BlazeFace short / full range on ONNX Runtime,
-  boxes mapped onto Haar's framing.
+- ``blazeface`` / ``blazeface-full``: MediaPipe's BlazeFace short / full range on ONNX Runtime (or
+  OpenVINO), boxes mapped onto Haar's framing.
 
 Any object with a ``detect(frame)`` method returning boxes may stand in for these.
 """
@@ -22,8 +22,10 @@ DEFAULT_DETECTOR = "haar-exact"
 STREAM_DETECTOR = "blazeface"
 
 
-def make_detector(detector: str | Detector | None = None, *, threads: int | None = None) -> Detector:
-    """A detector by name (None: the default), or the user's own object as it is."""
+def make_detector(detector: str | Detector | None = None, *, threads: int | None = None,
+                  runtime: str = "onnxruntime") -> Detector:
+    """A detector by name (None: the default), or the user's own object as it is. ``runtime`` is where
+    BlazeFace runs ("onnxruntime" or "openvino"); the Haar cascades run in OpenCV."""
     if detector is None:
         detector = DEFAULT_DETECTOR
     if not isinstance(detector, str):
@@ -35,11 +37,11 @@ def make_detector(detector: str | Detector | None = None, *, threads: int | None
     if name in ("blazeface", "blazeface-short"):
         from edgefer.detect.blazeface import BlazeFaceDetector
 
-        return BlazeFaceDetector("short", threads=threads)
+        return BlazeFaceDetector("short", threads=threads, runtime=runtime)
     if name == "blazeface-full":
         from edgefer.detect.blazeface import BlazeFaceDetector
 
-        return BlazeFaceDetector("full", threads=threads)
+        return BlazeFaceDetector("full", threads=threads, runtime=runtime)
     if name in ("haar", "haar-exact"):
         from edgefer.detect.haar import HaarDetector
 

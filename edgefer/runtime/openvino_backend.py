@@ -144,6 +144,18 @@ class OpenVinoBackend(BoundBatches, Backend):
         return {**super().describe(), "path": str(self.path)}
 
 
+def compile_helper_model(path: Path, threads: int | None):
+    """A helper network (e.g. BlazeFace) compiled for this CPU in float32, latency hint: pinned, because a
+    bf16 CPU would otherwise run it in bf16 and move its outputs. ModelError naming the file if it fails."""
+    _ov()
+    model = _read_model(path, None)
+    try:
+        with native_stderr_filtered():
+            return _core().compile_model(model, "CPU", _compile_config("CPU", "fp32", threads, "latency"))
+    except RuntimeError as err:
+        raise ModelError(f"{path}: OpenVINO cannot compile it for CPU ({error_reason(err)})") from None
+
+
 def check_ir_files(path: str | os.PathLike) -> tuple[Path, Path]:
     """The .xml and its .bin, refused with a ModelError naming the file when either is unusable."""
     path = check_model_file(path, "an OpenVINO IR (.xml)")

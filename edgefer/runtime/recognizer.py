@@ -95,7 +95,9 @@ class Recognizer:
         self.labels = self.spec.labels
         if threads is not None:  # OpenCV's pool (detection, crops) is process-wide: bounded here too
             opencv().setNumThreads(threads)
-        self.detector = make_detector(detector, threads=threads)
+        on_openvino_cpu = self.backend.name == "openvino" and self.backend.device == "cpu"
+        self._detector_runtime = "openvino" if on_openvino_cpu else "onnxruntime"  # where BlazeFace runs
+        self.detector = make_detector(detector, threads=threads, runtime=self._detector_runtime)
         #: The detector's name, as results and bench records report it.
         self.detector_name = detector_name(self.detector)
         # streams use the detector asked for, else the real-time one (made on the first stream)
@@ -194,7 +196,8 @@ class Recognizer:
     def stream_detector(self) -> Detector:
         """The detector :meth:`stream` uses: the one given to the Recognizer, else BlazeFace (real time)."""
         if self._stream_detector is None:
-            self._stream_detector = make_detector(STREAM_DETECTOR, threads=self._threads)
+            self._stream_detector = make_detector(STREAM_DETECTOR, threads=self._threads,
+                                                  runtime=self._detector_runtime)
         return self._stream_detector
 
     def stream(self, frames: Iterable[Image], *, detect_every: int = 5, fps: float | None = None,

@@ -164,3 +164,33 @@ def test_threads_bound_opencv_and_the_detectors_too():
         assert blaze._session.get_session_options().intra_op_num_threads == 2
     finally:
         cv2.setNumThreads(before)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_blazeface_on_openvino_gives_the_onnxruntime_boxes(variant, astronaut_bgr):
+    """The same BlazeFace file on OpenVINO (float32 pinned): the same boxes, frame after frame, as on ONNX Runtime."""
+    pytest.importorskip("openvino")
+    from edgefer.detect.blazeface import BlazeFaceDetector
+
+    on_onnxruntime = BlazeFaceDetector(variant, threads=1)
+    on_openvino = BlazeFaceDetector(variant, threads=1, runtime="openvino")
+    assert (on_onnxruntime.runtime, on_openvino.runtime) == ("onnxruntime", "openvino")
+    frames = [astronaut_bgr, astronaut_bgr[:, ::-1].copy(), frame(faces=ONE_FACE), frame(faces=TWO_FACES),
+              frame(faces=())]
+    boxes = [on_openvino.detect(image) for image in frames]
+    assert boxes == [on_onnxruntime.detect(image) for image in frames]
+    assert [len(found) for found in boxes] == [1, 1, 1, 2, 0]
+    assert [on_openvino.detect(image) for image in frames] == boxes  # the request is reused cleanly
+    with pytest.raises(InputError, match="BlazeFace runtime 'tflite' unknown"):
+        BlazeFaceDetector(variant, runtime="tflite")
+
+
+def test_a_recognizer_on_openvino_runs_blazeface_there_too(microexpnet_ir, astronaut_bgr):
+    pytest.importorskip("openvino")
+    on_openvino = Recognizer(microexpnet_ir, detector="blazeface", threads=1)
+    assert on_openvino.detector.runtime == on_openvino.stream_detector.runtime == "openvino"
+    assert Recognizer("microexpnet-ck", detector="blazeface").detector.runtime == "onnxruntime"
+    faces = on_openvino.predict(astronaut_bgr)
+    reference = Recognizer(microexpnet_ir, detector=make_detector("blazeface", threads=1)).predict(astronaut_bgr)
+    assert [f.box for f in faces] == [f.box for f in reference] and len(faces) == 1
+    assert faces[0].scores == reference[0].scores
