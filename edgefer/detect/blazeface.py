@@ -142,7 +142,7 @@ def _clipped(x: float, y: float, w: float, h: float, width: int, height: int) ->
     return (left, top, right - left, bottom - top) if right > left and bottom > top else None
 
 
-def _open(path: Path, threads: int):
+def _open_onnxruntime(path: Path, threads: int):
     """An ONNX Runtime session on CPU, its input name, and the (boxes, scores) output names."""
     from edgefer.nativelog import native_stderr_filtered
     from edgefer.runtime.onnxruntime_backend import session_options
@@ -188,4 +188,4 @@ def _open_openvino(path: Path, threads: int):
 
 
 #: The runtimes BlazeFace runs on, by name -> their opener.
-RUNTIMES = {"onnxruntime": _open, "openvino": _open_openvino}
+RUNTIMES = {"onnxruntime": _open_onnxruntime, "openvino": _open_openvino}
