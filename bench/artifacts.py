@@ -41,7 +41,8 @@ def build(job: BuildJob, emit: Callable[[dict], None]) -> None:
     cached = _read_manifest(folder)
     for precision in job.precisions:
         formats = [f for f in job.formats if precision in FORMAT_PRECISIONS[f]]  # bf16: OpenVINO only
-        missing = [f for f in formats if (f, precision) not in cached]
+        missing = [f for f in formats if (f, precision) not in cached
+                   or cached[f, precision].settings != build_settings(job, f)]
         for info in _convert(job, precision, missing, folder) if missing else []:
             if info.status == "written":
                 cached[info.format, precision] = info
@@ -110,8 +111,17 @@ def _convert(job: BuildJob, precision: str, formats: list[str], folder: Path) ->
         reason = f"convert failed: {one_line(err, typed=True)}"
         return [ArtifactInfo(fmt, precision, "", status="failed", reason=reason) for fmt in formats]
     seconds = time.perf_counter() - start
-    return [ArtifactInfo(a.format, precision, str(a.path), a.size_bytes, a.status, one_line(a.reason), seconds)
+    return [ArtifactInfo(a.format, precision, str(a.path), a.size_bytes, a.status, one_line(a.reason), seconds,
+                         build_settings(job, a.format))
             for a in artifacts]
+
+
+def build_settings(job: BuildJob, fmt: str) -> str:
+    """What a built file depends on beyond its format and precision: a TensorRT engine's optimisation
+    profiles (largest batch, tuned batches, copies per request in flight); nothing for the others."""
+    if fmt != "tensorrt":
+        return ""
+    return f"max_batch={job.max_batch} opt_batches={','.join(map(str, job.opt_batches))} contexts={job.contexts}"
 
 
 def _source(model: str):

@@ -70,6 +70,9 @@ class ArtifactInfo:
     status: str = "written"  # written or failed
     reason: str = ""
     build_seconds: float = 0.0
+    #: What the file depends on beyond format and precision (a TensorRT engine's profiles): a kept work
+    #: folder reuses it only for a run that asks for the same.
+    settings: str = ""
 
 
 @dataclass(frozen=True)

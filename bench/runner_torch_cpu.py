@@ -8,6 +8,7 @@ instructions PyTorch emulates it, and the runner reports "bf16-emulated".
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -36,10 +37,20 @@ class TorchCpuRunner(BenchRunner):
         self.extra["torch_threads"] = str(torch.get_num_threads())
         # Held for the runner's life (the harness times in this thread): no autograd bookkeeping in the
         # timed calls, and bf16 autocast without entering it per call.
-        autocast = AUTOCAST.get(precision)
-        self._modes = [torch.inference_mode()] + ([torch.autocast("cpu", dtype=autocast)] if autocast else [])
-        for mode in self._modes:
-            mode.__enter__()
+        self._autocast = AUTOCAST.get(precision)
+        self._modes = self.thread_modes()
+        self._modes.__enter__()
+
+    def thread_modes(self) -> contextlib.ExitStack:
+        """Inference mode, and bf16 autocast for bf16: both per thread in PyTorch, so every timing thread
+        enters them too (a thread started inside them runs without either)."""
+        import torch
+
+        modes = contextlib.ExitStack()
+        modes.enter_context(torch.inference_mode())
+        if self._autocast:
+            modes.enter_context(torch.autocast("cpu", dtype=self._autocast))
+        return modes
 
     def bind(self, pixels: np.ndarray) -> Callable[[], object]:
         import torch
@@ -50,8 +61,7 @@ class TorchCpuRunner(BenchRunner):
         return self.backend.run(np.ascontiguousarray(pixels, dtype=np.float32))
 
     def close(self) -> None:
-        for mode in reversed(self._modes):
-            mode.__exit__(None, None, None)
+        self._modes.close()
         self.backend.close()
 
 

@@ -113,7 +113,11 @@ class TorchCudaRunner(BenchRunner):
         torch = self.torch
         calls = [self._request(_Buffers(torch, pixels, self.cuda, self.classes), torch.cuda.Stream(self.cuda), None)
                  for _ in range(in_flight)]
-        return threaded(calls, len(pixels), plan, context=torch.inference_mode)  # inference mode is per thread
+        return threaded(calls, len(pixels), plan, context=self.thread_modes)
+
+    def thread_modes(self):
+        """Inference mode, which PyTorch keeps per thread: every timing thread enters it."""
+        return self.torch.inference_mode()
 
     def _capture(self, buffers: _Buffers):
         """Warm up on the side stream, then capture one forward into a CUDA graph (static buffers)."""

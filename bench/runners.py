@@ -8,6 +8,7 @@ imports only the one a backend needs.
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
 from collections.abc import Callable
 
@@ -51,7 +52,12 @@ class BenchRunner(abc.ABC):
         """Throughput mode: ``in_flight`` requests at once (default: that many threads calling ``bind``)."""
         from edgefer.bench.load import threaded
 
-        return threaded([self.bind(pixels)] * in_flight, len(pixels), plan)
+        return threaded([self.bind(pixels)] * in_flight, len(pixels), plan, context=self.thread_modes)
+
+    def thread_modes(self) -> contextlib.AbstractContextManager:
+        """What each timing thread enters around its calls: the runtime state held per thread that the
+        runner set in its own thread (torch's inference mode and autocast); nothing by default."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the runtime's resources."""

@@ -15,6 +15,7 @@ report.py.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -403,10 +404,16 @@ def _file_rows(sheet: _Sheet) -> list[tuple[str, Record, str]]:
         shown = None
         for r in records:
             shown = r if _better(r, shown) else shown
-        counts = {s: sum(r.status == s for r in records) for s in dict.fromkeys(r.status for r in records)}
-        statuses = next(iter(counts)) if len(counts) == 1 else ", ".join(f"{n} {s}" for s, n in counts.items())
-        rows.append((machine, shown, statuses))
+        rows.append((machine, shown, _status_counts(records, bare_if_one=True)))
     return rows
+
+
+def _status_counts(records: list[Record], bare_if_one: bool = False) -> str:
+    """"2 ok, 1 failed", statuses in first-seen order; with ``bare_if_one``, one status alone is "ok"."""
+    counts = Counter(r.status for r in records)
+    if bare_if_one and len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def backends_table(results: Iterable[BenchResult]) -> Table:
@@ -422,10 +429,7 @@ def backends_table(results: Iterable[BenchResult]) -> Table:
     for machine, r in sheet.raw:
         groups.setdefault((machine, r.backend), []).append(r)
     for (machine, backend), records in groups.items():
-        counts: dict[str, int] = {}
-        for r in records:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        status = ", ".join(f"{n} {s}" for s, n in counts.items())
+        status = _status_counts(records)
         devices = ", ".join(dict.fromkeys(_device(r) for r in records if r.device and r.measured))
         runs_as = ", ".join(dict.fromkeys(r.runtime_precision for r in records if r.runtime_precision))
         reasons = list(dict.fromkeys([r.reason for r in records if r.reason and r.status != "ok"]

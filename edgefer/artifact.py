@@ -20,9 +20,6 @@ from edgefer.spec import METADATA_KEY, ModelSpec
 FORMATS_BY_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
                      ".safetensors": "safetensors"}
 
-#: The largest TensorRT sidecar read (a spec of at most 64 KiB and a few build facts).
-MAX_SIDECAR_BYTES = 1024 * 1024
-
 #: The safetensors header key naming the network (edgefer.train.models.weights writes it).
 SAFETENSORS_MODEL_KEY = "edgefer.model"
 
@@ -52,6 +49,12 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
                 "safetensors": _safetensors_spec}[fmt](path)
     except (OSError, ValueError, ElementTree.ParseError) as err:
         raise ModelError(f"{path}: unreadable {fmt} file ({err})") from None
+    return spec_from_text(path, text)
+
+
+def spec_from_text(path: Path, text: str | None) -> ModelSpec:
+    """The spec in ``text`` (the metadata read from ``path``); ModelError naming the file when it is
+    missing or broken."""
     if not text:
         raise ModelError(f"{path}: no edgefer metadata in the file; export it with 'edgefer convert'")
     try:

@@ -201,7 +201,17 @@ def check_safetensors_file(path: str | os.PathLike) -> dict[str, dict]:
     keys, unknown dtypes, and tensors whose byte ranges overlap, leave holes or do not end at the end
     of the file: before anything maps or allocates from the header's numbers.
     """
-    path = Path(path)
+    return _checked_header(Path(path))[0]
+
+
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The header's ``__metadata__`` (string to string) of a file :func:`check_safetensors_file` accepts."""
+    return _checked_header(Path(path))[1]
+
+
+def _checked_header(path: Path) -> tuple[dict[str, dict], dict[str, str]]:
+    """The header's tensor entries and its ``__metadata__``, read once and checked as
+    :func:`check_safetensors_file` says."""
     size = path.stat().st_size
     with path.open("rb") as handle:
         prefix = handle.read(8)
@@ -216,15 +226,7 @@ def check_safetensors_file(path: str | os.PathLike) -> dict[str, dict]:
         header = _parse_header(path, handle.read(length))
     tensors = {name: entry for name, entry in header.items() if name != "__metadata__"}
     _check_offsets(path, tensors, size - 8 - length)
-    return tensors
-
-
-def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The header's ``__metadata__`` (string to string) of a file :func:`check_safetensors_file` accepts."""
-    check_safetensors_file(path)
-    with Path(path).open("rb") as handle:
-        length = int.from_bytes(handle.read(8), "little")
-        return _parse_header(Path(path), handle.read(length)).get("__metadata__", {})
+    return tensors, header.get("__metadata__", {})
 
 
 def _parse_header(path: Path, raw: bytes) -> dict:

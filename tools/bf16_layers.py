@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgefer.convert.calibration import builtin_validation_crops, model_input
+from edgefer.convert.calibration import builtin_validation_crops
 from edgefer.convert.torch_backend import TorchBackend
 from edgefer.runtime.base import softmax
 from edgefer.zoo import PRETRAINED
@@ -53,7 +53,7 @@ def with_bf16(model: nn.Module, names: set[str]) -> nn.Module:
 
 def layer_study(name: str, pixels: torch.Tensor) -> dict[str, dict[str, float]]:
     """Variant -> max |dp| and top-1 agreement against float32."""
-    model = TorchBackend(PRETRAINED[name].onnx.with_suffix(".safetensors")).model.eval()
+    model = TorchBackend(PRETRAINED[name].safetensors).model  # in eval mode
     layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     with torch.no_grad():
         reference = model(pixels).numpy()
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    crops = builtin_validation_crops()
-    pixels = torch.from_numpy(np.ascontiguousarray(model_input(crops, 1, crops.shape[-1]), np.float32))
+    pixels = torch.from_numpy(builtin_validation_crops())  # float32 (16, 1, 84, 84), C-contiguous
     report = {name: layer_study(name, pixels) for name in MODELS}
     print(f"max |dp| against float32 (top-1 agreement) on {len(pixels)} validation faces")
     for variant in report[MODELS[0]]:

@@ -137,7 +137,7 @@ def measure_run(fold, name: str, seed: int, recipe_name: str, epochs: int, lr: f
     import torch
 
     from edgefer.train.fit.collapse import dead_units, diagnose, fc1_preactivations
-    from edgefer.train.fit.loop import Hooks, evaluate, fit, seed_everything
+    from edgefer.train.fit.loop import Hooks, fit, seed_everything
     from edgefer.train.fit.settings import LoopConfig
     from edgefer.train.models.registry import create_model
 
@@ -167,8 +167,7 @@ def measure_run(fold, name: str, seed: int, recipe_name: str, epochs: int, lr: f
                 record["early"].append({"step": step, "dead": dead_units(model, fold.train, prepare)})
 
         def on_epoch(self, row):
-            _, _, logits = evaluate(model, fold.train, prepare)
-            verdict = diagnose(model, fold.train, prepare, logits)
+            verdict = diagnose(model, fold.train, prepare)
             record["epochs"].append({"epoch": row["epoch"], "dead": verdict.dead_fc1,
                                      "majority": verdict.majority_share, "train_accuracy": row["train_accuracy"],
                                      "test_accuracy": row.get("test_accuracy")})

@@ -62,6 +62,7 @@ def predict(
     stable across frames; Ctrl-C stops them with the CSV and the annotated video complete. A missing
     camera exits with 5.
     """
+    from edgefer.detect import make_detector
     from edgefer.inputs import expand_inputs, split_videos
     from edgefer.runtime import Recognizer
 
@@ -74,7 +75,7 @@ def predict(
     _check_combination(images, videos, camera, crop or no_detect, csv_path, annotate)
     mode = "crop" if crop else "no-detect" if no_detect else "detect"
     if min_face is not None:
-        detector = _haar_with_min_face(detector, min_face, threads)
+        detector = make_detector(detector, threads=threads, min_face=min_face)
     recognizer = Recognizer(model, backend=backend, threads=threads, device=device, detector=detector,
                             precision=precision.lower() if precision else None)
     if streams:
@@ -107,15 +108,6 @@ def predict(
         typer.echo(json_array(results))
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
-
-
-def _haar_with_min_face(detector: str | None, min_face: float, threads: int | None):
-    """The fast Haar detector with the user's minimum face size; --min-face means nothing to the others."""
-    if (detector or "").strip().lower() != "haar":
-        raise InputError(f"--min-face applies to --detector haar, not {detector or 'the default detector'}")
-    from edgefer.detect.haar import HaarDetector
-
-    return HaarDetector(min_face=min_face, threads=threads)
 
 
 def _check_combination(images: list, videos: list, camera: int | None, no_detector: bool,

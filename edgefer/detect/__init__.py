@@ -23,11 +23,15 @@ STREAM_DETECTOR = "blazeface"
 
 
 def make_detector(detector: str | Detector | None = None, *, threads: int | None = None,
-                  runtime: str = "onnxruntime") -> Detector:
+                  runtime: str = "onnxruntime", min_face: float | None = None) -> Detector:
     """A detector by name (None: the default), or the user's own object as it is. ``runtime`` is where
-    BlazeFace runs ("onnxruntime" or "openvino"); the Haar cascades run in OpenCV."""
+    BlazeFace runs ("onnxruntime" or "openvino"); the Haar cascades run in OpenCV. ``min_face`` sets the
+    fast ``haar``'s smallest face (a fraction of the frame's shorter side) and means nothing to the others."""
     if detector is None:
         detector = DEFAULT_DETECTOR
+    if min_face is not None and (not isinstance(detector, str) or detector.strip().lower() != "haar"):
+        shown = detector if isinstance(detector, str) else type(detector).__name__
+        raise InputError(f"min_face (--min-face) applies to the 'haar' detector, not {shown!r}")
     if not isinstance(detector, str):
         if not callable(getattr(detector, "detect", None)):
             raise InputError(f"detector {type(detector).__name__} has no detect(frame) method; expected a name "
@@ -45,7 +49,7 @@ def make_detector(detector: str | Detector | None = None, *, threads: int | None
     if name in ("haar", "haar-exact"):
         from edgefer.detect.haar import HaarDetector
 
-        detector = HaarDetector(min_face=0.0 if name == "haar-exact" else None, threads=threads)
+        detector = HaarDetector(min_face=0.0 if name == "haar-exact" else min_face, threads=threads)
         detector.name = name
         return detector
     raise InputError(f"unknown detector {detector!r}, expected one of {', '.join(DETECTORS)}")

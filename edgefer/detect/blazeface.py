@@ -93,6 +93,8 @@ class BlazeFaceDetector:
         if runtime not in RUNTIMES:
             raise InputError(f"BlazeFace runtime {runtime!r} unknown, expected one of {', '.join(RUNTIMES)}")
         self.runtime = runtime
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: BlazeFace model missing (reinstall edgefer)")
         self._session, self._input, self._outputs = RUNTIMES[runtime](self.path, threads or 1)
         self._anchors = ssd_anchors(self.variant.anchors)
         self._lock = threading.Lock()
@@ -150,8 +152,6 @@ def _open_onnxruntime(path: Path, threads: int):
     with native_stderr_filtered():  # cpuinfo's noise where /sys is unreadable (qemu, containers)
         import onnxruntime as ort
 
-    if not path.is_file():
-        raise ModelError(f"{path}: BlazeFace model missing (reinstall edgefer)")
     options = session_options(ort, threads)  # its workers stop spinning when a frame's detection returns
     try:
         with native_stderr_filtered():
@@ -180,8 +180,6 @@ def _open_openvino(path: Path, threads: int):
     """The model compiled by OpenVINO for this CPU, its input name, and the (boxes, scores) output names."""
     from edgefer.runtime.openvino_backend import compile_helper_model
 
-    if not path.is_file():
-        raise ModelError(f"{path}: BlazeFace model missing (reinstall edgefer)")
     compiled = compile_helper_model(path, threads)
     outputs = sorted(compiled.outputs, key=lambda o: -o.get_partial_shape()[-1].get_length())
     return _OpenVinoSession(compiled), compiled.input(0).get_any_name(), [o.get_any_name() for o in outputs]

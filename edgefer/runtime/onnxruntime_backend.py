@@ -81,7 +81,7 @@ def session_options(ort, threads: int | None, *, idle_spin: bool = False):
     threads that saves ~30 us per call (49 against 79 us), but between runs the spinning worker takes a
     core from everything else a frame needs: a 640x480 frame through ``Recognizer(threads=2)`` (BlazeFace,
     MicroExpNet) took 2.7 ms with it and 1.5 ms without, and ``threads=None`` kept 2 cores busy for the
-    1 core's work (2-core EPYC, medians of five processes each)."""
+    1 core's work (2-core EPYC, medians over 3-5 processes)."""
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -171,13 +171,16 @@ class OnnxRuntimeBackend(BoundBatches, Backend):
 
     def _bound(self, batch: int) -> tuple:
         """This thread's (run, input buffer, output buffer) for ``batch`` images, made on first use."""
+        session = self.session
+        if session is None:  # closed by another thread meanwhile
+            self._raise_closed()
         ort = _ort()
         pixels = np.empty((batch, *self.spec.input_shape), np.float32)
         logits = np.empty((batch, self._classes), np.float32)
-        binding = self.session.io_binding()
+        binding = session.io_binding()
         binding.bind_ortvalue_input(self.spec.input_name, ort.OrtValue.ortvalue_from_numpy(pixels))
         binding.bind_ortvalue_output(self.spec.output_name, ort.OrtValue.ortvalue_from_numpy(logits))
-        run = functools.partial(self.session.run_with_iobinding, binding)
+        run = functools.partial(session.run_with_iobinding, binding)
         bound = self._local.__dict__[batch] = (run, pixels, logits)
         return bound
 

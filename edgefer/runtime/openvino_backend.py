@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefer import trust
-from edgefer.artifact import read_spec
+from edgefer.artifact import spec_from_text
 from edgefer.errors import BackendUnavailable, InputError, ModelError, one_line
 from edgefer.nativelog import native_stderr_filtered
 from edgefer.runtime.base import Backend, BoundBatches, GraphIO, check_graph, check_model_file
@@ -82,15 +82,11 @@ class OpenVinoBackend(BoundBatches, Backend):
         _ov()
         ov_device = _device(device)
         model = _read_model(path, weights)
-        spec = spec or (read_spec(path) if onnx else _spec_of(model, path))
+        spec = spec or (_onnx_spec(path) if onnx else _spec_of(model, path))
         _check_io(model, spec, path)
         inference = _inference_precision(path, ov_device, spec.precision, precision)
         config = _compile_config(ov_device, inference, threads, performance)
-        try:
-            with native_stderr_filtered():
-                self.compiled = _core().compile_model(model, ov_device, config)
-        except RuntimeError as err:
-            raise ModelError(f"{path}: OpenVINO cannot compile it for {ov_device} ({error_reason(err)})") from None
+        self.compiled = _compile(model, path, ov_device, config)
         _check_delivered(self.compiled, path, inference, precision)
         super().__init__(spec, device=device.lower(), precision=runtime_precision(self.compiled, spec.precision),
                          threads=threads)
@@ -148,12 +144,16 @@ def compile_helper_model(path: Path, threads: int | None):
     """A helper network (e.g. BlazeFace) compiled for this CPU in float32, latency hint: pinned, because a
     bf16 CPU would otherwise run it in bf16 and move its outputs. ModelError naming the file if it fails."""
     _ov()
-    model = _read_model(path, None)
+    return _compile(_read_model(path, None), path, "CPU", _compile_config("CPU", "fp32", threads, "latency"))
+
+
+def _compile(model, path: Path, device: str, config: dict):
+    """``model`` compiled for ``device``; ModelError naming ``path`` when OpenVINO cannot."""
     try:
         with native_stderr_filtered():
-            return _core().compile_model(model, "CPU", _compile_config("CPU", "fp32", threads, "latency"))
+            return _core().compile_model(model, device, config)
     except RuntimeError as err:
-        raise ModelError(f"{path}: OpenVINO cannot compile it for CPU ({error_reason(err)})") from None
+        raise ModelError(f"{path}: OpenVINO cannot compile it for {device} ({error_reason(err)})") from None
 
 
 def check_ir_files(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -184,6 +184,15 @@ def _read_model(path: Path, weights: Path | None):
     except RuntimeError as err:
         kind = "ONNX model" if weights is None else "OpenVINO IR"
         raise ModelError(f"{path}: not a loadable {kind} for OpenVINO ({error_reason(err)})") from None
+
+
+def _onnx_spec(path: Path) -> ModelSpec:
+    """The spec in an ONNX file's metadata_props (OpenVINO reads the graph but does not keep them); the file
+    was checked by :func:`check_model_file` already."""
+    from edgefer.spec import METADATA_KEY
+    from edgefer.trust import onnx_metadata
+
+    return spec_from_text(path, onnx_metadata(path).get(METADATA_KEY))
 
 
 def _spec_of(model, path: Path) -> ModelSpec:

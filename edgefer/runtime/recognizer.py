@@ -120,7 +120,11 @@ class Recognizer:
             if not math.isfinite(np.vdot(crops, self._crop_ones)):
                 raise InvalidFrameError("face crops hold NaN or infinite values")
             return self._probability_row(self.backend.run_one(crops))
-        pixels = crops_to_batch(crops, self.spec.input_size)  # (N, 1, S, S) float32, contiguous, finite
+        return self._scores(crops_to_batch(crops, self.spec.input_size))
+
+    def _scores(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for a checked batch: (N, 1, S, S) float32, contiguous and finite (the user's crops
+        through ``crops_to_batch``, or crops cut from a checked frame), in chunks of ``CLASSIFY_CHUNK``."""
         if len(pixels) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         if len(pixels) <= CLASSIFY_CHUNK:
@@ -224,7 +228,7 @@ class Recognizer:
     def _classify_batches(self, batches: list[CropBatch]) -> list[list[Face]]:
         if not batches:
             return []
-        probs = self.classify(np.concatenate([b.pixels for b in batches]))
+        probs = self._scores(np.concatenate([b.pixels for b in batches]))  # cut from checked frames
         results, start = [], 0
         for batch in batches:
             stop = start + len(batch.boxes)

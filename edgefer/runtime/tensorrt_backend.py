@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefer.artifact import MAX_SIDECAR_BYTES
 from edgefer.errors import BackendUnavailable, EdgeferError, InputError, ModelError, one_line
 from edgefer.runtime.base import Backend, GraphIO, check_graph, check_model_file
 from edgefer.runtime.pool import WorkerPool
@@ -53,6 +52,10 @@ def sidecar_path(engine: str | os.PathLike) -> Path:
     """``model.engine`` -> ``model.engine.json``."""
     engine = Path(engine)
     return engine.with_name(engine.name + ".json")
+
+
+#: The largest TensorRT sidecar read (a spec of at most 64 KiB and a few build facts).
+MAX_SIDECAR_BYTES = 1024 * 1024
 
 
 def read_sidecar(engine: str | os.PathLike) -> dict:

@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
-typer = pytest.importorskip("typer")
 
 from bench_cli import cli  # noqa: E402
 

@@ -101,11 +101,12 @@ def name_only_weights(tmp_path_factory):
     """The bundled MicroExpNet weights with only the network's name in the header, no spec."""
     from safetensors.numpy import load_file, save_file
 
+    from edgefer.artifact import SAFETENSORS_MODEL_KEY
     from edgefer.zoo import PRETRAINED
 
     path = tmp_path_factory.mktemp("weights") / "bare.safetensors"
     save_file(load_file(str(PRETRAINED["microexpnet-ck"].safetensors)), str(path),
-              metadata={"edgefer.model": "p12-xxs"})
+              metadata={SAFETENSORS_MODEL_KEY: "p12-xxs"})
     return path
 
 

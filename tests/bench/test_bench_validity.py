@@ -19,9 +19,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-typer = pytest.importorskip("typer")
 
-from typer.testing import CliRunner  # noqa: E402
+from bench_cli import cli  # noqa: E402
 
 from edgefer.bench.harness import TimingPlan, measure, summarize  # noqa: E402
 from edgefer.bench.jobs import TimeJob  # noqa: E402
@@ -30,19 +29,11 @@ from edgefer.bench.plan import ArtifactInfo, ModelInfo, heavy_plan  # noqa: E402
 from edgefer.bench.records import BenchResult, Record  # noqa: E402
 from edgefer.bench.verdict import bench_failure, busy_warning  # noqa: E402
 from edgefer.bench.worker import time_backend  # noqa: E402
-from edgefer.cli.bench import bench  # noqa: E402
 from edgefer.errors import BackendUnavailable, FallbackRefused, NothingMeasured, QualityError  # noqa: E402
 from edgefer.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from edgefer.zoo import PRETRAINED  # noqa: E402
 
 NO_CUDA_EP = "CUDAExecutionProvider" not in ort.get_available_providers()
-
-
-def cli(*args) -> object:
-    app = typer.Typer()
-    app.command()(bench)
-    app.command()(lambda: None)  # a second command, so Typer keeps "bench" as a sub-command name
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -132,3 +132,25 @@ def test_onnxruntime_gpu_providers_match_cpu(device):
     pixels = crops(8, seed=5)
     expected = OnnxRuntimeBackend(path, threads=1).run(pixels)
     np.testing.assert_allclose(backend.run(pixels), expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_torch_cpu_throughput_threads_run_in_the_runners_modes(precision):
+    """Inference mode and autocast are per thread in PyTorch: the throughput mode's timing threads must enter
+    them too, or a bf16 cell would time float32 with autograd bookkeeping."""
+    from edgefer.bench.plan import TimingPlan
+    from edgefer.bench.runner_torch_cpu import TorchCpuRunner
+
+    runner = TorchCpuRunner("microexpnet-ck", precision, threads=1)
+    seen: list[tuple[bool, bool]] = []
+    timed = runner.bind  # what each request would run, recording the modes its thread is in
+    runner.bind = lambda pixels: lambda: (seen.append((torch.is_inference_mode_enabled(),
+                                                       torch.is_autocast_cpu_enabled())), timed(pixels)())
+    try:
+        assert torch.is_inference_mode_enabled()  # the runner's own thread, for latency mode
+        runner.under_load(np.zeros((2, 1, 84, 84), np.float32), 2,
+                          TimingPlan(warmup_iters=1, warmup_seconds=0.0, min_iters=4, min_seconds=0.0, max_seconds=1.0))
+    finally:
+        runner.close()
+    assert seen and set(seen) == {(True, precision == "bf16")}
+    assert not torch.is_inference_mode_enabled()  # closing the runner left this thread as it was

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("openvino")
-typer = pytest.importorskip("typer")
 
 from bench_cli import cli  # noqa: E402
 

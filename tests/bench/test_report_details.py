@@ -39,11 +39,19 @@ def test_throughput_caption_and_axis_say_what_each_mode_measures(monkeypatch):
     assert "in flight × 1000" not in table.description
     assert [v.number for v in table.rows[0][2:]] == [8 * 1e3 / 2.0, 1234.0]
 
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figures = []
     monkeypatch.setattr(plot, "_save", lambda plt, figure, path: figures.append(figure) or path)
-    plot.plot_throughput([result], None)
-    label = figures[0].axes[-1].get_xlabel()
-    assert "batch × 1000 ÷ mean ms per call" in label and "÷ wall time" in label and "in flight" in label
+    try:
+        plot.plot_throughput([result], None)
+        label = figures[0].axes[-1].get_xlabel()
+        assert "batch × 1000 ÷ mean ms per call" in label and "÷ wall time" in label and "in flight" in label
+    finally:
+        for figure in figures:  # the patched _save does not close it
+            plt.close(figure)
 
 
 def test_given_files_are_one_row_per_machine_file_and_backend():

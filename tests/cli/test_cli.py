@@ -34,6 +34,7 @@ def test_min_face_sets_the_fast_haars_smallest_face(edgefer, astronaut_path, ref
         assert "min-face" in refused.stderr or "min_face" in refused.stderr
 
 
+@pytest.mark.slow
 def test_predict_table_and_no_detect(edgefer, tmp_path, astronaut_path, reference):
     import cv2
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from edgefer import Recognizer
-from edgefer.artifact import MAX_SIDECAR_BYTES, read_spec
+from edgefer.artifact import read_spec
 from edgefer.errors import InputError, ModelError
 from edgefer.runtime.loader import open_backend
+from edgefer.runtime.tensorrt_backend import MAX_SIDECAR_BYTES
 
 
 @pytest.mark.parametrize("model", [5, None, 3.5, ["microexpnet-ck"]])
@@ -41,6 +42,7 @@ def test_stream_takes_an_array_of_frames(recognizer, astronaut_bgr):
     assert len(results) == 3 and all(len(r.faces) == 1 for r in results)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, named", [
     (["predict", "--camera", str(10**20)], "--camera"),
     (["predict", "--camera", str(2**31)], "--camera"),

@@ -150,6 +150,13 @@ def test_unknown_detectors_are_refused():
         make_detector(object())
 
 
+def test_min_face_is_the_fast_haars_alone():
+    assert make_detector("haar", min_face=0.1).min_face == 0.1
+    for other in ("blazeface", "haar-exact", None):
+        with pytest.raises(InputError, match="min_face .* applies to the 'haar' detector, not"):
+            make_detector(other, min_face=0.1)
+
+
 def test_threads_bound_opencv_and_the_detectors_too():
     """Recognizer(threads=N) caps OpenCV's process-wide pool (the Haar cascades and crops run there) and
     BlazeFace's ONNX Runtime session."""
@@ -186,7 +193,6 @@ def test_blazeface_on_openvino_gives_the_onnxruntime_boxes(variant, astronaut_bg
 
 
 def test_a_recognizer_on_openvino_runs_blazeface_there_too(microexpnet_ir, astronaut_bgr):
-    pytest.importorskip("openvino")
     on_openvino = Recognizer(microexpnet_ir, detector="blazeface", threads=1)
     assert on_openvino.detector.runtime == on_openvino.stream_detector.runtime == "openvino"
     assert Recognizer("microexpnet-ck", detector="blazeface").detector.runtime == "onnxruntime"

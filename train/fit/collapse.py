@@ -35,17 +35,7 @@ class Diagnosis:
 
 def fc1_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """fc1's outputs before the ReLU, (N, units), in eval mode."""
-    captured: list[torch.Tensor] = []
-    handle = model.fc1.register_forward_hook(lambda module, args, output: captured.append(output.detach()))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return captured[0]
+    return _forward_fc1(model, inputs)[1]
 
 
 def dead_units(model: nn.Module, data: TrainData, prepare: Prepare, batch_size: int = 256) -> float:
@@ -53,11 +43,9 @@ def dead_units(model: nn.Module, data: TrainData, prepare: Prepare, batch_size: 
     return 1.0 - float(_logits_and_alive(model, data, prepare, batch_size)[1].float().mean())
 
 
-def diagnose(model: nn.Module, data: TrainData, prepare: Prepare, logits: torch.Tensor | None = None,
-             batch_size: int = 256) -> Diagnosis:
-    """Is the model collapsed on its training set? ``logits``: its training-set logits, if computed already."""
-    computed, alive = _logits_and_alive(model, data, prepare, batch_size)  # one pass over the training set
-    logits = computed if logits is None else logits
+def diagnose(model: nn.Module, data: TrainData, prepare: Prepare, batch_size: int = 256) -> Diagnosis:
+    """Is the model collapsed on its training set? One eval-mode pass gives both its logits and fc1's units."""
+    logits, alive = _logits_and_alive(model, data, prepare, batch_size)
     counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
     share, top = float(counts.max()) / max(len(logits), 1), int(counts.argmax())
     dead = 1.0 - float(alive.float().mean())
@@ -74,15 +62,25 @@ def _logits_and_alive(model: nn.Module, data: TrainData, prepare: Prepare,
                       batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The logits of ``data`` in eval mode and, from the same forward pass, which fc1 units are > 0 on some
     item."""
-    alive: list[torch.Tensor] = []
-    handle = model.fc1.register_forward_hook(lambda module, args, output: alive.append((output > 0).any(0)))
+    logits, alive = [], []
+    for i in range(0, len(data), batch_size):
+        batch_logits, preactivations = _forward_fc1(model, prepare(data.inputs[i:i + batch_size]))
+        logits.append(batch_logits)
+        alive.append((preactivations > 0).any(0))
+    return torch.cat(logits), torch.stack(alive).any(0)
+
+
+def _forward_fc1(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of ``inputs`` and fc1's outputs before the ReLU, from one forward pass in eval mode without
+    gradients; the model's training mode is restored after."""
+    captured: list[torch.Tensor] = []
+    handle = model.fc1.register_forward_hook(lambda module, args, output: captured.append(output.detach()))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            logits = torch.cat([model(prepare(data.inputs[i:i + batch_size]))
-                                for i in range(0, len(data), batch_size)])
+            logits = model(inputs)
     finally:
         handle.remove()
         model.train(was_training)
-    return logits, torch.stack(alive).any(0)
+    return logits, captured[0]

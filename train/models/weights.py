@@ -14,8 +14,6 @@ from edgefer.fileio import atomic_path
 from edgefer.runtime.base import check_model_file
 from edgefer.spec import METADATA_KEY, ModelSpec
 
-MODEL_KEY = SAFETENSORS_MODEL_KEY
-
 
 def save_weights(model: nn.Module, path: str | os.PathLike, name: str, spec: ModelSpec) -> Path:
     """Write the model's weights atomically, with ``name`` and ``spec`` in the header."""
@@ -23,7 +21,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, name: str, spec: Mod
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={MODEL_KEY: name, METADATA_KEY: spec.to_json()})
+        save_file(state, str(tmp), metadata={SAFETENSORS_MODEL_KEY: name, METADATA_KEY: spec.to_json()})
     return Path(path)
 
 
@@ -46,9 +44,9 @@ def load_weights(path: str | os.PathLike, name: str | None = None) -> tuple[nn.M
     from edgefer.train.models.registry import create_model
 
     tensors, metadata = read_weights(path)
-    name = name or metadata.get(MODEL_KEY)
+    name = name or metadata.get(SAFETENSORS_MODEL_KEY)
     if not name:
-        raise ModelError(f"{path}: no model name in the safetensors header ({MODEL_KEY}); pass name=")
+        raise ModelError(f"{path}: no model name in the safetensors header ({SAFETENSORS_MODEL_KEY}); pass name=")
     spec = ModelSpec.from_json(metadata[METADATA_KEY]) if METADATA_KEY in metadata else ModelSpec(model=name)
     model = create_model(name, num_classes=len(spec.labels))
     load_state(model, tensors, path)
