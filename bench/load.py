@@ -51,35 +51,45 @@ def threaded(calls: Sequence[Callable[[], object]], batch: int, plan: TimingPlan
 
 def _run_threads(calls: Sequence[Callable[[], object]], context: Callable[[], AbstractContextManager],
                  plan: TimingPlan) -> tuple[list[int], int]:
+    """Every thread starts its loop together (a barrier; the clock starts there), and the plan's minimums
+    count only once each has finished a call: N requests in flight means N ran, however the OS scheduled
+    their threads."""
     samples: list[int] = []
+    ran: set[int] = set()
     stop = threading.Event()
     errors: list[BaseException] = []
     clock = time.perf_counter_ns
-    start = clock()
+    start = [0]
+    ready = threading.Barrier(len(calls), action=lambda: start.__setitem__(0, clock()))
 
-    def worker(call: Callable[[], object]) -> None:
+    def worker(index: int, call: Callable[[], object]) -> None:
         append = samples.append  # list.append is atomic under the GIL
         try:
             with context():
+                ready.wait()
                 while not stop.is_set():
                     before = clock()
                     call()
                     after = clock()
                     append(after - before)
-                    if _done(plan, len(samples), after - start):
+                    ran.add(index)
+                    elapsed = after - start[0]
+                    if _done(plan, len(samples), elapsed) and (len(ran) == len(calls)
+                                                               or elapsed >= plan.max_seconds * 1e9):
                         stop.set()
         except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(err)
             stop.set()
+            ready.abort()  # the others stop waiting for this one
 
-    threads = [threading.Thread(target=worker, args=(call,), daemon=True) for call in calls]
+    threads = [threading.Thread(target=worker, args=item, daemon=True) for item in enumerate(calls)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if errors:
         raise errors[0]
-    return samples, clock() - start
+    return samples, clock() - start[0]
 
 
 def openvino_async(compiled, pixels: np.ndarray, in_flight: int, plan: TimingPlan) -> LoadResult:
